@@ -1,0 +1,35 @@
+# mixlab: `make demo` runs the main job, `make test` runs the tests. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-slow lint format bench clean-venv
+
+$(STAMP): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m experiments.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -n 2 -m slow
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
+
+bench: $(STAMP)
+	$(PY) -m data_gen.bench_synbio
+	$(PY) -m mixlab.bench_mixture
+
+clean-venv:
+	rm -rf $(VENV)
