@@ -1,0 +1,111 @@
+"""Knowledge sources over SynBio for the mixture stream (the KnowledgeSource protocol of mixlab/mixture.py).
+
+SynBioSource: passes over the training people; chunk c is a fresh seeded permutation of them and every document in
+it is that person's exposure c. PowerLawSource: i.i.d. draws of people, group k with probability ∝ k^-beta; the
+document at (chunk c, position p) renders exposure index c * docs_per_chunk + p, so every draw gets a fresh
+augmentation. Both are pure functions of (seed, chunk, position) and render a range of documents in one
+vectorised `SynBio.render_batch` call.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections import OrderedDict
+
+import numpy as np
+
+from data_gen.synbio import PowerLawGroups, SynBio
+from mixlab.mixture import KnowledgeSource
+
+_PASS_TAG = 0x70617373  # RNG stream tags, so that the sources never share random numbers with each other
+_POWER_LAW_TAG = 0x706C6177
+
+
+class _SynBioChunks(KnowledgeSource):
+    """Shared machinery: people and exposure index of every document of a chunk, cached for a few chunks."""
+
+    def __init__(self, synbio: SynBio, seed: int, docs_per_chunk: int, cache_chunks: int = 2):
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+        self.synbio, self.seed = synbio, int(seed)
+        self.num_people = synbio.population.num_people
+        self.docs_per_chunk = docs_per_chunk
+        self.max_doc_tokens = synbio.max_bio_tokens
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache_chunks = cache_chunks
+
+    @abc.abstractmethod
+    def _draw(self, chunk: int) -> np.ndarray:
+        """Person id of every document of the chunk."""
+
+    @abc.abstractmethod
+    def _exposures(self, chunk: int, start: int, stop: int) -> np.ndarray | int:
+        """Exposure index of documents start..stop-1 of the chunk (an int broadcasts)."""
+
+    def chunk_people(self, chunk: int) -> np.ndarray:
+        if chunk < 0:
+            raise ValueError(f"chunk must be >= 0, got {chunk}")
+        if chunk not in self._cache:
+            self._cache[chunk] = self._draw(chunk)
+            if len(self._cache) > self._cache_chunks:
+                self._cache.popitem(last=False)
+        return self._cache[chunk]
+
+    def chunk_lengths(self, chunk: int) -> np.ndarray:
+        return self.synbio.bio_lengths(self.chunk_people(chunk), self._exposures(chunk, 0, self.docs_per_chunk))
+
+    def doc_tokens(self, chunk: int, position: int) -> np.ndarray:
+        return self.docs_tokens(chunk, position, position + 1)
+
+    def docs_tokens(self, chunk: int, start: int, stop: int) -> np.ndarray:
+        tokens, _ = self.synbio.render_batch(self.chunk_people(chunk)[start:stop], self._exposures(chunk, start, stop))
+        return tokens
+
+
+class SynBioSource(_SynBioChunks):
+    """Passes over the training people (default: all): chunk c is a permutation seeded by (seed, c), exposure c."""
+
+    def __init__(self, synbio: SynBio, seed: int, people: np.ndarray | None = None):
+        population = synbio.population
+        people = np.arange(population.num_people) if people is None else population.check_people(people)
+        if people.ndim != 1 or people.size == 0 or np.unique(people).size != people.size:
+            raise ValueError(f"people must be a non-empty 1-D array of distinct person ids, got shape {people.shape}")
+        super().__init__(synbio, seed, docs_per_chunk=people.size)
+        self.people = np.sort(people)
+
+    def _draw(self, chunk: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, chunk, _PASS_TAG]).permutation(self.people)
+
+    def _exposures(self, chunk: int, start: int, stop: int) -> int:
+        return chunk
+
+
+class PowerLawSource(_SynBioChunks):
+    """I.i.d. people: group k (0-based) of `groups` with probability groups.group_weights[k], uniform inside it.
+
+    docs_per_chunk defaults to the population size. The exposure index of (chunk c, position p) is
+    c * docs_per_chunk + p and must stay below 2^32 (SynBio's counter range).
+    """
+
+    def __init__(self, synbio: SynBio, seed: int, groups: PowerLawGroups, docs_per_chunk: int | None = None):
+        population = synbio.population
+        if groups.num_people != population.num_people:
+            raise ValueError(
+                f"power-law groups cover {groups.num_people} people ({groups.num_groups} x {groups.group_size}), "
+                f"the population has {population.num_people}"
+            )
+        docs_per_chunk = population.num_people if docs_per_chunk is None else docs_per_chunk
+        if docs_per_chunk < 1:
+            raise ValueError(f"docs_per_chunk must be >= 1, got {docs_per_chunk}")
+        super().__init__(synbio, seed, docs_per_chunk)
+        self.groups = groups
+        self._cdf = np.cumsum(groups.group_weights)
+
+    def _draw(self, chunk: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, chunk, _POWER_LAW_TAG])
+        group = np.searchsorted(self._cdf, rng.random(self.docs_per_chunk) * self._cdf[-1], side="right")
+        group = np.minimum(group, self.groups.num_groups - 1)
+        return group * self.groups.group_size + rng.integers(0, self.groups.group_size, self.docs_per_chunk)
+
+    def _exposures(self, chunk: int, start: int, stop: int) -> np.ndarray:
+        return chunk * self.docs_per_chunk + np.arange(start, stop, dtype=np.int64)

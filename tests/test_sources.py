@@ -1,0 +1,122 @@
+"""SynBioSource and PowerLawSource on real SynBio (byte tokenizer), and the stream with a real WebSource."""
+
+import numpy as np
+import pytest
+
+from data_gen.synbio import ByteTokenizer, Population, PowerLawGroups, SynBio
+from data_gen.web import WebSource, build_store
+from mixlab.mixture import MixtureStream
+from mixlab.sources import PowerLawSource, SynBioSource
+
+TOKENIZER = ByteTokenizer()
+
+
+@pytest.fixture(scope="module")
+def synbio() -> SynBio:
+    return SynBio(Population(40, seed=0), TOKENIZER, seed=0)
+
+
+def test_passes_are_fresh_permutations_of_the_training_people(synbio):
+    source = SynBioSource(synbio, seed=1)
+    chunks = [source.chunk_people(c) for c in range(4)]
+    assert source.docs_per_chunk == 40 and source.num_people == 40
+    assert all(sorted(c) == list(range(40)) for c in chunks)
+    assert len({tuple(c) for c in chunks}) == 4
+    np.testing.assert_array_equal(SynBioSource(synbio, seed=1).chunk_people(2), chunks[2])
+    assert not np.array_equal(SynBioSource(synbio, seed=2).chunk_people(2), chunks[2])
+
+
+def test_subsampled_passes_cover_only_the_chosen_people(synbio):
+    people = np.array([3, 17, 5, 30])
+    source = SynBioSource(synbio, seed=0, people=people)
+    assert source.docs_per_chunk == 4 and source.num_people == 40
+    assert sorted(source.chunk_people(7)) == [3, 5, 17, 30]
+
+
+def test_documents_are_exposure_c_renderings(synbio):
+    source = SynBioSource(synbio, seed=0)
+    chunk = 3
+    people = source.chunk_people(chunk)
+    docs = [synbio.render_tokens(int(person), chunk) for person in people]
+    np.testing.assert_array_equal(source.chunk_lengths(chunk), [len(d) for d in docs])
+    for p in [0, 11, 39]:
+        np.testing.assert_array_equal(source.doc_tokens(chunk, p), docs[p])
+    np.testing.assert_array_equal(source.docs_tokens(chunk, 5, 9), np.concatenate(docs[5:9]))
+    assert source.max_doc_tokens == synbio.max_bio_tokens >= max(map(len, docs))
+
+
+def test_power_law_draws_follow_the_group_weights(synbio):
+    groups = PowerLawGroups(num_groups=4, group_size=10, beta=1.5)
+    source = PowerLawSource(synbio, seed=0, groups=groups, docs_per_chunk=2000)
+    draws = np.concatenate([source.chunk_people(c) for c in range(10)])
+    freq = np.bincount(groups.group_of(draws), minlength=4) / draws.size
+    se = np.sqrt(groups.group_weights * (1 - groups.group_weights) / draws.size)
+    assert np.all(np.abs(freq - groups.group_weights) < 5 * se), (freq, groups.group_weights)
+    members = draws[groups.group_of(draws) == 0] % 10
+    assert set(members.tolist()) == set(range(10))
+    np.testing.assert_array_equal(PowerLawSource(synbio, 0, groups, 2000).chunk_people(4), source.chunk_people(4))
+
+
+def test_power_law_documents_render_the_global_document_index(synbio):
+    source = PowerLawSource(synbio, seed=0, groups=PowerLawGroups(4, 10), docs_per_chunk=16)
+    person = int(source.chunk_people(2)[5])
+    np.testing.assert_array_equal(source.doc_tokens(2, 5), synbio.render_tokens(person, 2 * 16 + 5))
+    lengths = [len(synbio.render_tokens(int(p), 2 * 16 + i)) for i, p in enumerate(source.chunk_people(2))]
+    np.testing.assert_array_equal(source.chunk_lengths(2), lengths)
+
+
+@pytest.mark.parametrize(
+    "build,match",
+    [
+        (lambda sb: SynBioSource(sb, seed=0, people=np.array([1, 1])), "distinct"),
+        (lambda sb: SynBioSource(sb, seed=0, people=np.array([], np.int64)), "non-empty"),
+        (lambda sb: SynBioSource(sb, seed=0, people=np.array([40])), "out of range"),
+        (lambda sb: SynBioSource(sb, seed=-1), "seed"),
+        (lambda sb: SynBioSource(sb, seed=0).chunk_people(-1), "chunk"),
+        (lambda sb: PowerLawSource(sb, 0, PowerLawGroups(3, 10)), "power-law groups cover 30 people"),
+        (lambda sb: PowerLawSource(sb, 0, PowerLawGroups(4, 10), docs_per_chunk=0), "docs_per_chunk"),
+    ],
+)
+def test_source_errors(synbio, build, match):
+    with pytest.raises(ValueError, match=match):
+        build(synbio)
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory) -> WebSource:
+    words = "the of and to in is was for on that with as by at from an are be this which".split()
+    rng = np.random.default_rng(0)
+    docs = [" ".join(rng.choice(words, rng.integers(5, 60))) + "." for _ in range(30)]
+    store = build_store(docs, TOKENIZER, tmp_path_factory.mktemp("web"), val_fraction=0.1, seed=0)
+    return WebSource(store, seed=0, eos_id=TOKENIZER.eos_id)
+
+
+def test_stream_with_real_sources_decodes_to_biographies_and_web_text(synbio, web):
+    people = np.arange(0, 40, 2)
+    source = SynBioSource(synbio, seed=0, people=people)
+    stream = MixtureStream(source, web, ratio=0.4, seq_len=512, global_batch=4, seed=0, eos_id=TOKENIZER.eos_id)
+    K, W, steps = stream.knowledge_tokens_per_batch, stream.web_tokens_per_batch, 20
+    knowledge, web_tokens = [], []
+    for s in range(steps):
+        batch = stream.batch(s)
+        order = np.argsort(stream.row_permutation(s))
+        targets, source_ids = batch.targets[order].reshape(-1), batch.source[order].reshape(-1)
+        assert (source_ids[:K] == 1).all() and (source_ids[K:] == 0).all()
+        knowledge.append(targets[:K])
+        web_tokens.append(targets[K:])
+    np.testing.assert_array_equal(np.concatenate(web_tokens), web.tokens(0, steps * W))
+
+    # brute force: decode the knowledge stream, identify each completed biography by its name
+    stream_tokens = np.concatenate(knowledge)
+    eos = np.flatnonzero(stream_tokens == TOKENIZER.eos_id)
+    starts = np.concatenate([[0], eos[:-1] + 1])
+    complete = [TOKENIZER.decode(stream_tokens[a:b]) for a, b in zip(starts, eos, strict=True)]
+    names = {name: i for i, name in enumerate(synbio.population.names)}
+    counts = np.zeros(40, np.int64)
+    for i, bio in enumerate(complete):
+        person = next(names[n] for n in sorted(names, key=len, reverse=True) if bio.startswith(n))
+        chunk = i // len(people)
+        assert bio == synbio.render_text(person, chunk)
+        counts[person] += 1
+    np.testing.assert_array_equal(stream.exposures(steps), counts)
+    assert counts[1::2].sum() == 0 and counts[people].min() >= 1 and len(complete) > len(people)
