@@ -1,0 +1,428 @@
+"""Run a grid of training runs as isolated subprocesses, idempotently, and collect them into one table.
+
+A sweep is config-as-code: a Python file whose `get_sweep(arg)` returns a `Sweep` (a base training config plus a
+list of config overrides, usually built with `grid`). Each point trains in `runs/<sweep>/<run_id>/` through
+
+    python -m mixlab.train --config=<base config> --workdir=<run dir> --config.<key>=<value> ...
+
+Completed runs (status.json "complete") are skipped; every other run is (re-)launched and the trainer resumes it from
+its checkpoint. A run that crashes is recorded as failed (status.json + train.log) and its siblings go on. Each of the
+N local workers is pinned to its share of the cores; `--shard_index/--num_shards` split the grid between hosts that
+share only a filesystem. At the end, runs/<sweep>/results.csv and .parquet are rebuilt from all run folders.
+
+    python -m experiments.sweep --sweep=experiments/configs/<file>.py[:arg] --runs_dir=runs --workers=2 \
+        [--shard_index=I --num_shards=K] [--table_only] [--plan]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.util
+import itertools
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+from absl import app, flags
+from ml_collections import ConfigDict
+from tqdm import tqdm
+
+from experiments import results
+
+DEFAULT_TRAINER: tuple[str, ...] = (sys.executable, "-m", "mixlab.train")
+STATUS_FILE = "status.json"
+LOG_FILE = "train.log"
+SINGLE_THREAD_XLA_FLAG = "--xla_cpu_multi_thread_eigen=false"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9._+-]+$")
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._+-]")
+_MAX_RUN_ID = 200
+Scalar = bool | int | float | str
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """A named list of override points over one base training config ("path/to/config.py[:arg]")."""
+
+    name: str
+    config: str
+    points: tuple[Mapping[str, Scalar], ...]
+
+    def __post_init__(self):
+        if not _SAFE_NAME.match(self.name):
+            raise ValueError(f"sweep name {self.name!r} must match {_SAFE_NAME.pattern}")
+        config_path = self.config.split(":", 1)[0]
+        if not config_path.endswith(".py"):
+            raise ValueError(f"sweep config {self.config!r} must be a path to a .py config file (optionally :arg)")
+        object.__setattr__(self, "points", tuple(dict(p) for p in self.points))
+        if not self.points:
+            raise ValueError(f"sweep {self.name!r} has no points")
+        for point in self.points:
+            for key, value in point.items():
+                format_value(key, value)
+        ids = self.run_ids()
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"sweep {self.name!r} has points with the same run id: {duplicates}")
+
+    def run_ids(self) -> list[str]:
+        """One readable id per point, e.g. "size=t57k,ratio=0.2,seed=1" (see `run_id`)."""
+        labels = _labels(key for point in self.points for key in point)
+        return [run_id(point, labels) for point in self.points]
+
+
+def grid(axes: Mapping[str, Sequence[Scalar]]) -> list[dict[str, Scalar]]:
+    """Cartesian product of dotted config keys -> values; the last axis varies fastest."""
+    for key, values in axes.items():
+        if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
+            raise ValueError(f"grid axis {key!r} must be a non-empty list of values, got {values!r}")
+    keys = list(axes)
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(axes[k] for k in keys))]
+
+
+def format_value(key: str, value: Any) -> str:
+    """The command-line form of an override value (what ml_collections' config_flags parses back)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str) and value:
+        return value
+    raise TypeError(f"override {key!r}: value {value!r} must be a bool, int, float or non-empty str")
+
+
+def _labels(keys: Iterator[str]) -> dict[str, str]:
+    """Run-id label of each dotted key: its last component, or the full key where last components collide."""
+    keys = list(dict.fromkeys(keys))
+    short = [k.rsplit(".", 1)[-1] for k in keys]
+    return {k: s if short.count(s) == 1 else k for k, s in zip(keys, short, strict=True)}
+
+
+def run_id(point: Mapping[str, Scalar], labels: Mapping[str, str]) -> str:
+    """The point's "label=value" pairs joined by ",", in key order; characters unsafe in paths become "_"."""
+    rid = ",".join(f"{labels[k]}={_UNSAFE_CHARS.sub('_', format_value(k, v))}" for k, v in point.items()) or "base"
+    if len(rid) > _MAX_RUN_ID:
+        raise ValueError(f"run id {rid!r} is longer than {_MAX_RUN_ID} characters; sweep fewer keys per point")
+    return rid
+
+
+def load_sweep(spec: str) -> Sweep:
+    """Load "path/to/sweep.py[:arg]" and call its get_sweep(arg) (get_sweep() when no arg is given)."""
+    path, _, arg = spec.partition(":")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--sweep file {path!r} does not exist")
+    module_spec = importlib.util.spec_from_file_location(f"_sweep_{Path(path).stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not hasattr(module, "get_sweep"):
+        raise AttributeError(f"sweep file {path!r} has no get_sweep(arg) function")
+    sweep = module.get_sweep(arg) if arg else module.get_sweep()
+    if not isinstance(sweep, Sweep):
+        raise TypeError(f"{path}: get_sweep must return an experiments.sweep.Sweep, got {type(sweep).__name__}")
+    return sweep
+
+
+def load_config(spec: str) -> ConfigDict:
+    """Load a training config file "path.py[:arg]" the way config_flags does (get_config(arg) or get_config())."""
+    path, _, arg = spec.partition(":")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"config file {path!r} does not exist")
+    module_spec = importlib.util.spec_from_file_location(f"_config_{Path(path).stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(arg) if arg else module.get_config()
+
+
+def point_config(sweep: Sweep, point: Mapping[str, Scalar]) -> ConfigDict:
+    """The base config with the point's overrides applied; a clear error for an unknown key or a wrong type."""
+    cfg = load_config(sweep.config)
+    for key, value in point.items():
+        parent_key, _, leaf = key.rpartition(".")
+        parent = cfg
+        for part in parent_key.split(".") if parent_key else []:
+            parent = parent.get(part) if isinstance(parent, ConfigDict) else None
+        if not isinstance(parent, ConfigDict) or leaf not in parent:
+            raise KeyError(f"sweep {sweep.name!r}: override key {key!r} is not in config {sweep.config!r}")
+        try:
+            setattr(parent, leaf, value)
+        except TypeError as e:
+            raise TypeError(f"sweep {sweep.name!r}: override {key}={value!r} does not fit config: {e}") from None
+    return cfg
+
+
+def shard(items: Sequence[Any], index: int, count: int) -> list[Any]:
+    """Deterministic round-robin share `index` of `count`: the shards partition `items` exactly."""
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"need 0 <= shard_index < num_shards, got shard_index={index}, num_shards={count}")
+    return list(items[index::count])
+
+
+def cpu_slots(workers: int, cpus: Sequence[int] | None = None) -> list[tuple[int, ...]]:
+    """Split the usable cores into `workers` disjoint contiguous groups (one core each, shared, if too few)."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if cpus is None:
+        cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    cpus = sorted(cpus)
+    if workers >= len(cpus):
+        return [(cpus[i % len(cpus)],) for i in range(workers)]
+    return [tuple(cpus[i * len(cpus) // workers : (i + 1) * len(cpus) // workers]) for i in range(workers)]
+
+
+def worker_env(threads: int, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment of a training subprocess limited to `threads` threads (XLA CPU and numpy/BLAS pools)."""
+    env = dict(os.environ if base is None else base)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(threads)
+    xla_flags = env.get("XLA_FLAGS", "").split()
+    if threads == 1 and SINGLE_THREAD_XLA_FLAG not in xla_flags:
+        env["XLA_FLAGS"] = " ".join([*xla_flags, SINGLE_THREAD_XLA_FLAG])
+    return env
+
+
+def train_command(trainer: Sequence[str], config: str, run_dir: Path, point: Mapping[str, Scalar]) -> list[str]:
+    """`trainer --config=... --workdir=... --config.key=value ...` for one point."""
+    overrides = [f"--config.{k}={format_value(k, v)}" for k, v in point.items()]
+    return [*trainer, f"--config={config}", f"--workdir={run_dir}", *overrides]
+
+
+def read_status(run_dir: Path) -> dict[str, Any]:
+    """The run's status.json, or {"status": "new"} when it has none (never started, or died before writing)."""
+    path = run_dir / STATUS_FILE
+    if not path.exists():
+        return {"status": "new", "error": None}
+    return json.loads(path.read_text())
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _affinity(cpus: Sequence[int]) -> Iterator[None]:
+    """Pin the calling thread while a child is spawned: the child (and all its threads) inherit the mask.
+    A no-op where the OS has no CPU affinity API (macOS)."""
+    if not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    old = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, old)
+
+
+@dataclasses.dataclass
+class _Job:
+    run_id: str
+    run_dir: Path
+    slot: int
+    process: subprocess.Popen
+    log: IO[str]
+    start: float
+
+
+def _exit_reason(returncode: int) -> str:
+    if returncode < 0:
+        return f"trainer killed by signal {signal.Signals(-returncode).name}"
+    return f"trainer exited with code {returncode}"
+
+
+def _last_log_line(run_dir: Path) -> str:
+    lines = [line for line in (run_dir / LOG_FILE).read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def _finish(job: _Job) -> tuple[str, str]:
+    """Outcome of a finished job: ("complete"|"failed", message); records failures the trainer could not."""
+    elapsed = time.monotonic() - job.start
+    returncode = job.process.returncode
+    status = read_status(job.run_dir)
+    if returncode == 0 and status["status"] == "complete":
+        return "complete", f"complete in {elapsed:.1f}s{_final_metrics(job.run_dir)}"
+    if status["status"] != "failed":
+        why = _exit_reason(returncode) if returncode else f"trainer exited 0 with status {status['status']!r}"
+        error = f"{why}; last log line: {_last_log_line(job.run_dir)}"
+        _write_json_atomic(
+            job.run_dir / STATUS_FILE,
+            {"status": "failed", "error": error, "wall_time_s": status.get("wall_time_s", elapsed)},
+        )
+        status = read_status(job.run_dir)
+    error_line = (status.get("error") or "").strip().splitlines()[-1:] or ["(no error message)"]
+    return "failed", f"FAILED after {elapsed:.1f}s: {error_line[0]} (log: {job.run_dir / LOG_FILE})"
+
+
+def _final_metrics(run_dir: Path) -> str:
+    rows = results.read_eval_rows(run_dir)
+    if not rows or "acc" not in rows[-1]:
+        return ""
+    return f", acc {rows[-1]['acc']:.3f} at step {rows[-1].get('step')}"
+
+
+def run_sweep(
+    sweep: Sweep,
+    runs_dir: str | os.PathLike,
+    *,
+    workers: int = 1,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    trainer: Sequence[str] = DEFAULT_TRAINER,
+    progress: bool = True,
+    poll_s: float = 0.1,
+) -> dict[str, str]:
+    """Train this shard's runs that are not complete, N at a time; rebuild the table. Returns run_id -> outcome
+    ("skipped" = was already complete, "complete", "failed")."""
+    for point in sweep.points:
+        point_config(sweep, point)  # fail fast on a bad override, before anything is launched
+    sweep_dir = Path(runs_dir) / sweep.name
+    todo = shard(list(zip(sweep.run_ids(), sweep.points, strict=True)), shard_index, num_shards)
+    slots = cpu_slots(workers)
+    outcomes: dict[str, str] = {}
+    pending: list[tuple[str, Mapping[str, Scalar]]] = []
+    bar = tqdm(total=len(todo), unit="run", desc=sweep.name, disable=not progress, dynamic_ncols=True)
+    for rid, point in todo:
+        if read_status(sweep_dir / rid)["status"] == "complete":
+            outcomes[rid] = "skipped"
+            bar.update()
+        else:
+            pending.append((rid, point))
+    if outcomes:
+        bar.write(f"{sweep.name}: {len(outcomes)} of {len(todo)} runs already complete, skipped")
+    running: dict[int, _Job] = {}
+    try:
+        while pending or running:
+            for slot in range(len(slots)):
+                if slot not in running and pending:
+                    rid, point = pending.pop(0)
+                    running[slot] = _start(sweep, sweep_dir / rid, rid, point, slot, slots[slot], trainer)
+                    bar.write(f"{rid}: started on cpus {','.join(map(str, slots[slot]))}")
+            time.sleep(poll_s)
+            for slot, job in list(running.items()):
+                if job.process.poll() is None:
+                    continue
+                job.log.close()
+                del running[slot]
+                outcomes[job.run_id], message = _finish(job)
+                bar.write(f"{job.run_id}: {message}")
+                bar.update()
+                bar.set_postfix(failed=sum(o == "failed" for o in outcomes.values()), refresh=False)
+    finally:
+        for job in running.values():
+            job.process.terminate()
+        for job in running.values():
+            job.process.wait()
+            job.log.close()
+        bar.close()
+    results.write_table(sweep_dir)
+    return outcomes
+
+
+def _start(
+    sweep: Sweep,
+    run_dir: Path,
+    rid: str,
+    point: Mapping[str, Scalar],
+    slot: int,
+    cpus: Sequence[int],
+    trainer: Sequence[str],
+) -> _Job:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    command = train_command(trainer, sweep.config, run_dir, point)
+    log = open(run_dir / LOG_FILE, "a")  # noqa: SIM115 -- closed when the job ends
+    log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} cpus={list(cpus)}: {shlex.join(command)}\n")
+    log.flush()
+    with _affinity(cpus):
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=worker_env(len(cpus))
+        )
+    return _Job(rid, run_dir, slot, process, log, time.monotonic())
+
+
+def plan(sweep: Sweep, shard_index: int = 0, num_shards: int = 1) -> str:
+    """This shard's runs and their cost, plus totals: parameters, tokens, 6ND FLOPs, model FLOPs (6 x matmul
+    params + attention) and hours of one H100/H200 at 40% MFU (experiments.configs.common.cost_summary)."""
+    from experiments.configs.common import cost_summary
+
+    rows, skipped = [], []
+    for rid, point in shard(list(zip(sweep.run_ids(), sweep.points, strict=True)), shard_index, num_shards):
+        try:
+            rows.append({"run_id": rid, **cost_summary(point_config(sweep, point))})
+        except ValueError as e:  # a budget in train.exposures: its tokens depend on the data
+            skipped.append(f"{rid}: {e}")
+    if not rows:
+        return "\n".join([f"{sweep.name}: no run with a cost known before the data is built", *skipped])
+    df = pd.DataFrame(rows)
+    total = df.drop(columns="run_id").sum()
+    lines = [
+        df.to_string(index=False, float_format=lambda x: f"{x:.3g}"),
+        f"total of {len(df)} runs: {total['tokens']:.4g} tokens, 6ND {total['six_nd']:.3g} FLOPs, model FLOPs "
+        f"{total['model_flops']:.3g}, {total['h100_hours_at_40pct_mfu']:.4g} H100/H200-hours at 40% MFU",
+    ]
+    return "\n".join(lines + [f"no cost (needs the data): {s}" for s in skipped])
+
+
+def _define_flags() -> None:
+    flags.DEFINE_string("sweep", None, "Sweep file, path/to/sweep.py[:arg], defining get_sweep(arg).", required=True)
+    flags.DEFINE_string("runs_dir", "runs", "Runs go to <runs_dir>/<sweep name>/<run_id>/.")
+    flags.DEFINE_integer("workers", 1, "Local training processes at a time, each pinned to its share of the cores.")
+    flags.DEFINE_integer("shard_index", 0, "This process's share of the grid (0-based).")
+    flags.DEFINE_integer("num_shards", 1, "Number of shards the grid is split into (e.g. the SLURM array size).")
+    flags.DEFINE_bool("table_only", False, "Only rebuild results.csv/.parquet from the run folders.")
+    flags.DEFINE_bool("plan", False, "Only print this shard's runs and their cost (6ND FLOPs, GPU-hours).")
+    flags.DEFINE_string("trainer", shlex.join(DEFAULT_TRAINER), "Command that trains one run (gets --config...).")
+
+
+def main(argv: Sequence[str]) -> int:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    FLAGS = flags.FLAGS
+    sweep = load_sweep(FLAGS.sweep)
+    sweep_dir = Path(FLAGS.runs_dir) / sweep.name
+    if FLAGS.plan:
+        print(plan(sweep, FLAGS.shard_index, FLAGS.num_shards))
+        return 0
+    if FLAGS.table_only:
+        table = results.write_table(sweep_dir)
+        print(f"results: {table} and {sweep_dir / results.PARQUET_FILE}")
+        return 0
+    outcomes = run_sweep(
+        sweep,
+        FLAGS.runs_dir,
+        workers=FLAGS.workers,
+        shard_index=FLAGS.shard_index,
+        num_shards=FLAGS.num_shards,
+        trainer=shlex.split(FLAGS.trainer),
+    )
+    print(f"results: {sweep_dir / results.CSV_FILE} and {sweep_dir / results.PARQUET_FILE}")
+    failed = sorted(rid for rid, outcome in outcomes.items() if outcome == "failed")
+    if failed:
+        print(f"{len(failed)} failed runs (see their {LOG_FILE}): {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cli() -> None:
+    """Entry point; flags are defined here, not at import, so that sweep files can import this module."""
+    _define_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    # Run the importable module's cli, so that sweep files (which import experiments.sweep) and this CLI share one
+    # Sweep class.
+    from experiments import sweep as _sweep_module
+
+    _sweep_module.cli()

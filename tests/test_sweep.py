@@ -1,0 +1,349 @@
+"""Sweep runner: run ids, shards, core pinning, idempotence, failures and kills, with a fake trainer subprocess."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from experiments import results
+from experiments.sweep import (
+    SINGLE_THREAD_XLA_FLAG,
+    Sweep,
+    cpu_slots,
+    grid,
+    load_sweep,
+    point_config,
+    read_status,
+    run_sweep,
+    shard,
+    train_command,
+    worker_env,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Same command line and run-folder files as mixlab.train: config.json, eval.jsonl, status.json; resumes from a
+# "checkpoint" on relaunch; can be told to raise at a step or to sleep per step (so that it can be killed mid-run).
+FAKE_TRAINER = """
+import json, math, os, time
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config")
+_WORKDIR = flags.DEFINE_string("workdir", None, "run folder")
+
+
+def write_json(path, obj):
+    with open(path + ".tmp", "w") as f:
+        json.dump(obj, f)
+    os.replace(path + ".tmp", path)
+
+
+def main(argv):
+    cfg, workdir = _CONFIG.value, _WORKDIR.value
+    os.makedirs(workdir, exist_ok=True)
+    start = time.time()
+    resolved = cfg.to_dict()
+    resolved["derived"] = {"params_total": 100 * len(cfg.model.size), "params_non_embedding": 10}
+    config_path, status_path = os.path.join(workdir, "config.json"), os.path.join(workdir, "status.json")
+    if os.path.exists(config_path) and json.load(open(config_path)) != resolved:
+        raise ValueError("workdir holds a run with another config")
+    write_json(config_path, resolved)
+    write_json(status_path, {"status": "running", "error": None, "wall_time_s": 0.0})
+    with open(os.path.join(workdir, "attempts.jsonl"), "a") as f:
+        f.write(json.dumps({"pid": os.getpid(), "cpus": sorted(os.sched_getaffinity(0)),
+                            "xla_flags": os.environ.get("XLA_FLAGS", "")}) + "\\n")
+    ckpt = os.path.join(workdir, "checkpoint.json")
+    step = json.load(open(ckpt))["step"] if os.path.exists(ckpt) else 0
+    try:
+        while step < cfg.train.num_steps:
+            step += 1
+            time.sleep(cfg.fake.sleep_s)
+            if step == cfg.fake.fail_at_step:
+                raise RuntimeError(f"fake failure at step {step}")
+            acc = 1 / (1 + math.exp(-(10 * cfg.data.ratio * step - 5)))
+            row = {"step": step, "tokens": 64 * step, "exposures": cfg.data.ratio * step, "acc": acc,
+                   "n_eval": 50, "acc_birth_date": acc / 2, "wall_time_s": time.time() - start}
+            with open(os.path.join(workdir, "eval.jsonl"), "a") as f:
+                f.write(json.dumps(row) + "\\n")
+            write_json(ckpt, {"step": step})
+    except Exception as e:
+        write_json(status_path, {"status": "failed", "error": repr(e), "wall_time_s": time.time() - start})
+        raise
+    write_json(status_path, {"status": "complete", "error": None, "wall_time_s": time.time() - start})
+
+
+if __name__ == "__main__":
+    app.run(main)
+"""
+
+FAKE_CONFIG = """
+from ml_collections import ConfigDict
+
+
+def get_config(arg=""):
+    return ConfigDict({
+        "seed": 0,
+        "model": {"size": "t20k"},
+        "data": {"ratio": 0.1, "num_people": 10},
+        "train": {"num_steps": 3 if arg == "runlocal" else 100},
+        "fake": {"sleep_s": 0.0, "fail_at_step": -1},
+    })
+"""
+
+FAKE_SWEEP = """
+from experiments.sweep import Sweep, grid
+
+
+def get_sweep(arg="fast"):
+    sleep = {"fast": 0.0, "slow": 0.15}[arg]
+    points = grid({"model.size": ["t20k", "t57k"], "data.ratio": [0.2, 0.4], "fake.sleep_s": [sleep]})
+    return Sweep(name="fake", config=%r, points=points)
+"""
+
+
+@pytest.fixture
+def fake(tmp_path):
+    """Paths of the fake trainer, its base config and a 4-run sweep file over them."""
+    (tmp_path / "fake_trainer.py").write_text(FAKE_TRAINER)
+    (tmp_path / "fake_config.py").write_text(FAKE_CONFIG)
+    (tmp_path / "fake_sweep.py").write_text(FAKE_SWEEP % f"{tmp_path / 'fake_config.py'}:runlocal")
+    return {
+        "trainer": (sys.executable, str(tmp_path / "fake_trainer.py")),
+        "config": f"{tmp_path / 'fake_config.py'}:runlocal",
+        "sweep_file": str(tmp_path / "fake_sweep.py"),
+    }
+
+
+def _sweep(fake, points=None, sleep=0.0):
+    points = points or grid({"model.size": ["t20k", "t57k"], "data.ratio": [0.2, 0.4], "fake.sleep_s": [sleep]})
+    return Sweep(name="fake", config=fake["config"], points=points)
+
+
+def _table_without_wall_time(sweep_dir):
+    df = pd.read_csv(sweep_dir / results.CSV_FILE)
+    return df.drop(columns=[c for c in df.columns if "wall_time" in c])
+
+
+def _attempts(run_dir):
+    return [json.loads(line) for line in (run_dir / "attempts.jsonl").read_text().splitlines()]
+
+
+def test_grid_order_and_readable_run_ids():
+    points = grid({"model.size": ["t20k", "t57k"], "data.ratio": [0.2, 0.4], "seed": [1]})
+    assert points[1] == {"model.size": "t20k", "data.ratio": 0.4, "seed": 1}
+    sweep = Sweep(name="s", config="experiments/configs/tiny.py:runlocal", points=points)
+    assert sweep.run_ids() == [
+        "size=t20k,ratio=0.2,seed=1",
+        "size=t20k,ratio=0.4,seed=1",
+        "size=t57k,ratio=0.2,seed=1",
+        "size=t57k,ratio=0.4,seed=1",
+    ]
+
+
+def test_run_ids_disambiguate_and_sanitise():
+    sweep = Sweep(name="s", config="c.py", points=[{"seed": 1, "eval.seed": 2, "data.web": "/d/fw edu", "x.ok": True}])
+    assert sweep.run_ids() == ["seed=1,eval.seed=2,web=_d_fw_edu,ok=true"]
+    with pytest.raises(ValueError, match="same run id"):
+        Sweep(name="s", config="c.py", points=[{"data.web": "a/b"}, {"data.web": "a_b"}])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(name="a/b", config="c.py", points=[{"seed": 1}]), "sweep name"),
+        (dict(name="s", config="c.yaml", points=[{"seed": 1}]), ".py config file"),
+        (dict(name="s", config="c.py", points=[]), "no points"),
+        (dict(name="s", config="c.py", points=[{"data.ratio": None}]), "data.ratio"),
+    ],
+)
+def test_bad_sweeps_are_clear_errors(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        Sweep(**kwargs)
+
+
+def test_grid_rejects_a_bare_value():
+    with pytest.raises(ValueError, match="data.ratio"):
+        grid({"data.ratio": 0.2})
+
+
+def test_train_command_round_trips_through_config_flags(fake, tmp_path):
+    point = {"model.size": "t57k", "data.ratio": 0.25, "train.num_steps": 2, "fake.sleep_s": 0.0}
+    command = train_command(fake["trainer"], fake["config"], tmp_path / "run", point)
+    assert command[2:5] == [f"--config={fake['config']}", f"--workdir={tmp_path / 'run'}", "--config.model.size=t57k"]
+    subprocess.run(command, check=True, capture_output=True, env=worker_env(1))
+    resolved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (resolved["model"]["size"], resolved["data"]["ratio"], resolved["train"]["num_steps"]) == ("t57k", 0.25, 2)
+
+
+def test_point_config_checks_keys_and_types(fake):
+    sweep = _sweep(fake)
+    assert point_config(sweep, {"data.ratio": 0.3}).data.ratio == 0.3
+    with pytest.raises(KeyError, match="data.ratoi"):
+        point_config(sweep, {"data.ratoi": 0.3})
+    with pytest.raises(TypeError, match="train.num_steps"):
+        point_config(sweep, {"train.num_steps": "many"})
+
+
+@given(n=st.integers(0, 60), count=st.integers(1, 9))
+def test_shards_partition_the_grid_exactly(n, count):
+    shards = [shard(list(range(n)), i, count) for i in range(count)]
+    assert sorted(x for s in shards for x in s) == list(range(n))
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+
+
+def test_shard_index_out_of_range_is_an_error():
+    with pytest.raises(ValueError, match="shard_index"):
+        shard([1, 2], 2, 2)
+
+
+def test_cpu_slots_and_single_thread_env():
+    assert cpu_slots(1, [0, 1]) == [(0, 1)]
+    assert cpu_slots(2, [0, 1]) == [(0,), (1,)]
+    assert cpu_slots(2, [0, 1, 2, 3, 4]) == [(0, 1), (2, 3, 4)]
+    assert cpu_slots(3, [0, 1]) == [(0,), (1,), (0,)]
+    with pytest.raises(ValueError, match="workers"):
+        cpu_slots(0)
+    env = worker_env(1, {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+    assert env["XLA_FLAGS"].split() == ["--xla_force_host_platform_device_count=8", SINGLE_THREAD_XLA_FLAG]
+    assert env["OMP_NUM_THREADS"] == "1"
+    assert SINGLE_THREAD_XLA_FLAG not in worker_env(2, {}).get("XLA_FLAGS", "")
+
+
+def test_four_run_sweep_completes_then_rerun_skips_everything(fake, tmp_path):
+    sweep = _sweep(fake)
+    runs = tmp_path / "runs"
+    outcomes = run_sweep(sweep, runs, workers=2, trainer=fake["trainer"], progress=False)
+    assert outcomes == {rid: "complete" for rid in sweep.run_ids()}
+    slots = cpu_slots(2)
+    for rid in sweep.run_ids():
+        (attempt,) = _attempts(runs / "fake" / rid)
+        assert tuple(attempt["cpus"]) in slots  # each run pinned to its worker's share of the cores
+        assert (SINGLE_THREAD_XLA_FLAG in attempt["xla_flags"]) == (len(attempt["cpus"]) == 1)
+    df = pd.read_csv(runs / "fake" / results.CSV_FILE)
+    assert len(df) == 4 * 3 and df["final"].sum() == 4
+    assert sorted(df.loc[df.final, "run_id"]) == sorted(sweep.run_ids())
+    table_bytes = (runs / "fake" / results.CSV_FILE).read_bytes()
+
+    again = run_sweep(sweep, runs, workers=2, trainer=fake["trainer"], progress=False)
+    assert again == {rid: "skipped" for rid in sweep.run_ids()}
+    assert all(len(_attempts(runs / "fake" / rid)) == 1 for rid in sweep.run_ids())
+    assert (runs / "fake" / results.CSV_FILE).read_bytes() == table_bytes
+
+
+def test_a_run_that_raises_is_recorded_and_siblings_go_on(fake, tmp_path):
+    points = grid({"data.ratio": [0.2, 0.4]}) + [{"data.ratio": 0.3, "fake.fail_at_step": 2}]
+    sweep = _sweep(fake, points)
+    runs = tmp_path / "runs"
+    outcomes = run_sweep(sweep, runs, workers=2, trainer=fake["trainer"], progress=False)
+    assert outcomes == {"ratio=0.2": "complete", "ratio=0.4": "complete", "ratio=0.3,fail_at_step=2": "failed"}
+    failed_dir = runs / "fake" / "ratio=0.3,fail_at_step=2"
+    assert "fake failure at step 2" in read_status(failed_dir)["error"]
+    assert "RuntimeError: fake failure at step 2" in (failed_dir / "train.log").read_text()
+    df = pd.read_csv(runs / "fake" / results.CSV_FILE)
+    assert df.loc[df.run_id == "ratio=0.3,fail_at_step=2", "step"].tolist() == [1]
+    assert not df.loc[df.run_id == "ratio=0.3,fail_at_step=2", "final"].any()
+
+    again = run_sweep(sweep, runs, workers=2, trainer=fake["trainer"], progress=False)
+    assert again == {"ratio=0.2": "skipped", "ratio=0.4": "skipped", "ratio=0.3,fail_at_step=2": "failed"}
+    assert len(_attempts(failed_dir)) == 2
+
+
+def _wait_for(predicate, timeout_s=60.0):
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting for the sweep"
+        time.sleep(0.05)
+
+
+def _eval_rows(run_dir):
+    path = run_dir / "eval.jsonl"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_killed_trainer_is_recorded_failed_and_a_rerun_completes_it(fake, tmp_path):
+    sweep = _sweep(fake, sleep=0.15)
+    runs = tmp_path / "runs"
+    victim = runs / "fake" / sweep.run_ids()[0]
+    outcomes = {}
+    thread = threading.Thread(
+        target=lambda: outcomes.update(run_sweep(sweep, runs, workers=2, trainer=fake["trainer"], progress=False))
+    )
+    thread.start()
+    _wait_for(lambda: _eval_rows(victim) >= 1)
+    os.kill(_attempts(victim)[0]["pid"], signal.SIGKILL)
+    thread.join(timeout=120)
+    assert outcomes.pop(victim.name) == "failed"
+    assert set(outcomes.values()) == {"complete"}
+    assert "killed by signal SIGKILL" in read_status(victim)["error"]
+
+    again = run_sweep(sweep, runs, workers=2, trainer=fake["trainer"], progress=False)
+    assert again[victim.name] == "complete" and list(again.values()).count("skipped") == 3
+    assert len(_attempts(victim)) == 2
+
+
+def test_killing_the_sweep_midway_then_rerunning_gives_the_clean_table(fake, tmp_path):
+    clean = tmp_path / "clean"
+    run_sweep(load_sweep(f"{fake['sweep_file']}:slow"), clean, workers=2, trainer=fake["trainer"], progress=False)
+
+    runs = tmp_path / "runs"
+    command = [
+        sys.executable,
+        "-m",
+        "experiments.sweep",
+        f"--sweep={fake['sweep_file']}:slow",
+        f"--runs_dir={runs}",
+        "--workers=2",
+        f"--trainer={' '.join(fake['trainer'])}",
+    ]
+    proc = subprocess.Popen(command, cwd=REPO, start_new_session=True, stderr=subprocess.DEVNULL)
+    first = runs / "fake" / "size=t20k,ratio=0.2,sleep_s=0.15"
+    _wait_for(lambda: _eval_rows(first) >= 1)
+    os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its trainers, as in a lost node
+    proc.wait()
+    interrupted = [d.name for d in (runs / "fake").iterdir() if read_status(d)["status"] == "running"]
+    assert first.name in interrupted
+
+    again = run_sweep(load_sweep(f"{fake['sweep_file']}:slow"), runs, workers=2, trainer=fake["trainer"])
+    assert {again[name] for name in interrupted} == {"complete"}
+    assert len(_attempts(first)) == 2 and json.loads((first / "eval.jsonl").read_text().splitlines()[0])["step"] == 1
+    pd.testing.assert_frame_equal(_table_without_wall_time(runs / "fake"), _table_without_wall_time(clean / "fake"))
+
+
+def test_cli_table_only_rebuilds_the_same_file(fake, tmp_path):
+    runs = tmp_path / "runs"
+    run_sweep(load_sweep(fake["sweep_file"]), runs, workers=1, trainer=fake["trainer"], progress=False)
+    before = (runs / "fake" / results.CSV_FILE).read_bytes()
+    (runs / "fake" / results.CSV_FILE).unlink()
+    command = [sys.executable, "-m", "experiments.sweep", f"--sweep={fake['sweep_file']}", f"--runs_dir={runs}"]
+    out = subprocess.run([*command, "--table_only"], cwd=REPO, capture_output=True, text=True, check=True)
+    assert "results.csv" in out.stdout
+    assert (runs / "fake" / results.CSV_FILE).read_bytes() == before
+
+
+def test_plan_prices_each_run_with_the_config_cost_summary(tmp_path):
+    from experiments.configs.common import cost_summary
+    from experiments.sweep import plan
+
+    (tmp_path / "base.py").write_text(
+        "from mixlab.config import base_config\n\n\ndef get_config():\n"
+        "    c = base_config()\n    c.train.num_steps = 10\n    return c\n"
+    )
+    points = grid({"model.size": ["t20k", "14m"]}) + [{"train.num_steps": 0, "train.exposures": 3.0}]
+    sweep = Sweep(name="p", config=str(tmp_path / "base.py"), points=points)
+    text = plan(sweep)
+    costs = [cost_summary(point_config(sweep, p)) for p in points[:2]]
+    assert f"{costs[1]['params_total']}" in text and f"{costs[0]['params_total']}" in text
+    hours = sum(c["h100_hours_at_40pct_mfu"] for c in costs)
+    assert f"total of 2 runs: {20 * 32 * 64:.4g} tokens" in text and f"{hours:.4g} H100/H200-hours" in text
+    assert "no cost (needs the data): size=t57k" not in text and "exposures=3.0: " in text
+    assert plan(sweep, 1, 2).count("\n") < text.count("\n")
