@@ -247,18 +247,18 @@ class MixtureStream:
         rows_per_process = self.global_batch // process_count
         rows = self.row_permutation(step)[process_index * rows_per_process : (process_index + 1) * rows_per_process]
         with self._lock:
-            x = self._rows(step, rows)
+            tokens, targets = self._rows(step, rows)
             done = self._docs_completed((step + 1) * self.knowledge_tokens_per_batch)
-        slot = rows[:, None] * self.seq_len + np.arange(self.seq_len)
-        loss_mask = np.ones(slot.shape, np.float32)
+        K, W, L = self.knowledge_tokens_per_batch, self.web_tokens_per_batch, self.seq_len
+        knowledge_in_row = np.clip(K - rows * L, 0, L)  # knowledge slots of each row come first in it
+        loss_mask = np.ones(tokens.shape, np.float32)
         if self._junction:
-            loss_mask[slot == self.knowledge_tokens_per_batch] = 0.0
-        W = self.web_tokens_per_batch
+            loss_mask[rows == K // L, K % L] = 0.0
         return Batch(
-            tokens=np.ascontiguousarray(x[:, :-1]),
-            targets=np.ascontiguousarray(x[:, 1:]),
+            tokens=tokens,
+            targets=targets,
             loss_mask=loss_mask,
-            source=(slot < self.knowledge_tokens_per_batch).astype(np.int8),
+            source=(np.arange(L, dtype=np.int32) < knowledge_in_row[:, None].astype(np.int32)).view(np.int8),
             step=step,
             knowledge_tokens=self.knowledge_tokens_per_batch,
             web_tokens=W - int(self._junction),
@@ -292,17 +292,20 @@ class MixtureStream:
         c, n = self._index.completed(end)
         return c * self._index.docs_per_chunk + n
 
-    def _rows(self, step: int, rows: np.ndarray) -> np.ndarray:
-        """[len(rows), L + 1] int32: rows of the flat layout, built from runs of consecutive row indices."""
+    def _rows(self, step: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(tokens, targets) [len(rows), L] int32 of the given flat-layout rows, built from runs of consecutive
+        row indices (one source call per run)."""
         L = self.seq_len
-        order = np.sort(rows)
-        out = np.empty((rows.size, L + 1), np.int32)
-        run_starts = np.flatnonzero(np.diff(order, prepend=-2) != 1)
-        for a, b in zip(run_starts, [*run_starts[1:], order.size], strict=True):
-            i0, i1 = int(order[a]), int(order[b - 1]) + 1
+        order = np.argsort(rows)
+        sorted_rows = rows[order]
+        tokens, targets = np.empty((2, rows.size, L), np.int32)
+        run_starts = np.flatnonzero(np.diff(sorted_rows, prepend=-2) != 1)
+        for a, b in zip(run_starts, [*run_starts[1:], rows.size], strict=True):
+            i0, i1 = int(sorted_rows[a]), int(sorted_rows[b - 1]) + 1
             flat = self._flat(step, i0 * L, i1 * L)
-            out[a:b] = np.lib.stride_tricks.as_strided(flat, (i1 - i0, L + 1), (L * flat.itemsize, flat.itemsize))
-        return out[np.searchsorted(order, rows)]
+            tokens[order[a:b]] = flat[:-1].reshape(i1 - i0, L)
+            targets[order[a:b]] = flat[1:].reshape(i1 - i0, L)
+        return tokens, targets
 
     def _flat(self, step: int, a: int, b: int) -> np.ndarray:
         """F[a : b + 1] of the flat layout of batch `step` (see the module docstring)."""
