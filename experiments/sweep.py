@@ -28,7 +28,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -273,6 +273,18 @@ def _final_metrics(run_dir: Path) -> str:
     return f", acc {rows[-1]['acc']:.3f} at step {rows[-1].get('step')}"
 
 
+def prepare_data(config: ConfigDict) -> None:
+    """Build (or load) everything mixlab.train reads for config.data: tokenizer, web stores, SynBio."""
+    from data_gen.prepare import prepare
+
+    prepare(config.data)
+
+
+def _data_key(config: ConfigDict) -> str:
+    """Identity of a run's data set: config.data except the mixing ratio (which changes no prepared file)."""
+    return json.dumps({k: v for k, v in config.data.to_dict().items() if k != "ratio"}, sort_keys=True, default=str)
+
+
 def run_sweep(
     sweep: Sweep,
     runs_dir: str | os.PathLike,
@@ -281,13 +293,16 @@ def run_sweep(
     shard_index: int = 0,
     num_shards: int = 1,
     trainer: Sequence[str] = DEFAULT_TRAINER,
+    prepare: Callable[[ConfigDict], Any] | None = prepare_data,
     progress: bool = True,
     poll_s: float = 0.1,
 ) -> dict[str, str]:
     """Train this shard's runs that are not complete, N at a time; rebuild the table. Returns run_id -> outcome
-    ("skipped" = was already complete, "complete", "failed")."""
-    for point in sweep.points:
-        point_config(sweep, point)  # fail fast on a bad override, before anything is launched
+    ("skipped" = was already complete, "complete", "failed").
+
+    `prepare(config)` runs here, once per distinct config.data of the runs to train, before any worker starts, so
+    that parallel workers only load data and never build the same files at once (None: the trainer builds it)."""
+    configs = [point_config(sweep, point) for point in sweep.points]  # fail fast on a bad override
     sweep_dir = Path(runs_dir) / sweep.name
     todo = shard(list(zip(sweep.run_ids(), sweep.points, strict=True)), shard_index, num_shards)
     slots = cpu_slots(workers)
@@ -302,6 +317,14 @@ def run_sweep(
             pending.append((rid, point))
     if outcomes:
         bar.write(f"{sweep.name}: {len(outcomes)} of {len(todo)} runs already complete, skipped")
+    if prepare is not None and pending:
+        config_of = dict(zip(sweep.run_ids(), configs, strict=True))
+        data_sets: dict[str, ConfigDict] = {}
+        for rid, _ in pending:
+            data_sets.setdefault(_data_key(config_of[rid]), config_of[rid])
+        for i, config in enumerate(data_sets.values()):
+            bar.write(f"{sweep.name}: preparing data set {i + 1} of {len(data_sets)}")
+            prepare(config)
     running: dict[int, _Job] = {}
     try:
         while pending or running:
@@ -384,6 +407,7 @@ def _define_flags() -> None:
     flags.DEFINE_bool("table_only", False, "Only rebuild results.csv/.parquet from the run folders.")
     flags.DEFINE_bool("plan", False, "Only print this shard's runs and their cost (6ND FLOPs, GPU-hours).")
     flags.DEFINE_string("trainer", shlex.join(DEFAULT_TRAINER), "Command that trains one run (gets --config...).")
+    flags.DEFINE_bool("prepare", True, "Build each distinct data set once before the workers start (mixlab data).")
 
 
 def main(argv: Sequence[str]) -> int:
@@ -406,6 +430,7 @@ def main(argv: Sequence[str]) -> int:
         shard_index=FLAGS.shard_index,
         num_shards=FLAGS.num_shards,
         trainer=shlex.split(FLAGS.trainer),
+        prepare=prepare_data if FLAGS.prepare else None,
     )
     print(f"results: {sweep_dir / results.CSV_FILE} and {sweep_dir / results.PARQUET_FILE}")
     failed = sorted(rid for rid, outcome in outcomes.items() if outcome == "failed")

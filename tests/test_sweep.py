@@ -129,6 +129,13 @@ def _sweep(fake, points=None, sleep=0.0):
     return Sweep(name="fake", config=fake["config"], points=points)
 
 
+def _run(fake, sweep, runs, **kwargs):
+    """run_sweep with the fake trainer, no data preparation, two workers and no progress bar unless overridden."""
+    return run_sweep(
+        sweep, runs, **{"workers": 2, "trainer": fake["trainer"], "prepare": None, "progress": False, **kwargs}
+    )
+
+
 def _table_without_wall_time(sweep_dir):
     df = pd.read_csv(sweep_dir / results.CSV_FILE)
     return df.drop(columns=[c for c in df.columns if "wall_time" in c])
@@ -222,8 +229,10 @@ def test_cpu_slots_and_single_thread_env():
 def test_four_run_sweep_completes_then_rerun_skips_everything(fake, tmp_path):
     sweep = _sweep(fake)
     runs = tmp_path / "runs"
-    outcomes = run_sweep(sweep, runs, workers=2, trainer=fake["trainer"], progress=False)
+    prepared = []
+    outcomes = _run(fake, sweep, runs, prepare=prepared.append)
     assert outcomes == {rid: "complete" for rid in sweep.run_ids()}
+    assert [c.data.ratio for c in prepared] == [0.2]  # one data set: the ratio changes no prepared file
     slots = cpu_slots(2)
     for rid in sweep.run_ids():
         (attempt,) = _attempts(runs / "fake" / rid)
@@ -234,8 +243,8 @@ def test_four_run_sweep_completes_then_rerun_skips_everything(fake, tmp_path):
     assert sorted(df.loc[df.final, "run_id"]) == sorted(sweep.run_ids())
     table_bytes = (runs / "fake" / results.CSV_FILE).read_bytes()
 
-    again = run_sweep(sweep, runs, workers=2, trainer=fake["trainer"], progress=False)
-    assert again == {rid: "skipped" for rid in sweep.run_ids()}
+    again = _run(fake, sweep, runs, prepare=prepared.append)
+    assert again == {rid: "skipped" for rid in sweep.run_ids()} and len(prepared) == 1
     assert all(len(_attempts(runs / "fake" / rid)) == 1 for rid in sweep.run_ids())
     assert (runs / "fake" / results.CSV_FILE).read_bytes() == table_bytes
 
@@ -244,7 +253,7 @@ def test_a_run_that_raises_is_recorded_and_siblings_go_on(fake, tmp_path):
     points = grid({"data.ratio": [0.2, 0.4]}) + [{"data.ratio": 0.3, "fake.fail_at_step": 2}]
     sweep = _sweep(fake, points)
     runs = tmp_path / "runs"
-    outcomes = run_sweep(sweep, runs, workers=2, trainer=fake["trainer"], progress=False)
+    outcomes = _run(fake, sweep, runs)
     assert outcomes == {"ratio=0.2": "complete", "ratio=0.4": "complete", "ratio=0.3,fail_at_step=2": "failed"}
     failed_dir = runs / "fake" / "ratio=0.3,fail_at_step=2"
     assert "fake failure at step 2" in read_status(failed_dir)["error"]
@@ -253,7 +262,7 @@ def test_a_run_that_raises_is_recorded_and_siblings_go_on(fake, tmp_path):
     assert df.loc[df.run_id == "ratio=0.3,fail_at_step=2", "step"].tolist() == [1]
     assert not df.loc[df.run_id == "ratio=0.3,fail_at_step=2", "final"].any()
 
-    again = run_sweep(sweep, runs, workers=2, trainer=fake["trainer"], progress=False)
+    again = _run(fake, sweep, runs)
     assert again == {"ratio=0.2": "skipped", "ratio=0.4": "skipped", "ratio=0.3,fail_at_step=2": "failed"}
     assert len(_attempts(failed_dir)) == 2
 
@@ -275,9 +284,7 @@ def test_killed_trainer_is_recorded_failed_and_a_rerun_completes_it(fake, tmp_pa
     runs = tmp_path / "runs"
     victim = runs / "fake" / sweep.run_ids()[0]
     outcomes = {}
-    thread = threading.Thread(
-        target=lambda: outcomes.update(run_sweep(sweep, runs, workers=2, trainer=fake["trainer"], progress=False))
-    )
+    thread = threading.Thread(target=lambda: outcomes.update(_run(fake, sweep, runs)))
     thread.start()
     _wait_for(lambda: _eval_rows(victim) >= 1)
     os.kill(_attempts(victim)[0]["pid"], signal.SIGKILL)
@@ -286,14 +293,14 @@ def test_killed_trainer_is_recorded_failed_and_a_rerun_completes_it(fake, tmp_pa
     assert set(outcomes.values()) == {"complete"}
     assert "killed by signal SIGKILL" in read_status(victim)["error"]
 
-    again = run_sweep(sweep, runs, workers=2, trainer=fake["trainer"], progress=False)
+    again = _run(fake, sweep, runs)
     assert again[victim.name] == "complete" and list(again.values()).count("skipped") == 3
     assert len(_attempts(victim)) == 2
 
 
 def test_killing_the_sweep_midway_then_rerunning_gives_the_clean_table(fake, tmp_path):
     clean = tmp_path / "clean"
-    run_sweep(load_sweep(f"{fake['sweep_file']}:slow"), clean, workers=2, trainer=fake["trainer"], progress=False)
+    _run(fake, load_sweep(f"{fake['sweep_file']}:slow"), clean)
 
     runs = tmp_path / "runs"
     command = [
@@ -304,6 +311,7 @@ def test_killing_the_sweep_midway_then_rerunning_gives_the_clean_table(fake, tmp
         f"--runs_dir={runs}",
         "--workers=2",
         f"--trainer={' '.join(fake['trainer'])}",
+        "--noprepare",
     ]
     proc = subprocess.Popen(command, cwd=REPO, start_new_session=True, stderr=subprocess.DEVNULL)
     first = runs / "fake" / "size=t20k,ratio=0.2,sleep_s=0.15"
@@ -313,7 +321,7 @@ def test_killing_the_sweep_midway_then_rerunning_gives_the_clean_table(fake, tmp
     interrupted = [d.name for d in (runs / "fake").iterdir() if read_status(d)["status"] == "running"]
     assert first.name in interrupted
 
-    again = run_sweep(load_sweep(f"{fake['sweep_file']}:slow"), runs, workers=2, trainer=fake["trainer"])
+    again = _run(fake, load_sweep(f"{fake['sweep_file']}:slow"), runs, progress=True)
     assert {again[name] for name in interrupted} == {"complete"}
     assert len(_attempts(first)) == 2 and json.loads((first / "eval.jsonl").read_text().splitlines()[0])["step"] == 1
     pd.testing.assert_frame_equal(_table_without_wall_time(runs / "fake"), _table_without_wall_time(clean / "fake"))
@@ -321,7 +329,7 @@ def test_killing_the_sweep_midway_then_rerunning_gives_the_clean_table(fake, tmp
 
 def test_cli_table_only_rebuilds_the_same_file(fake, tmp_path):
     runs = tmp_path / "runs"
-    run_sweep(load_sweep(fake["sweep_file"]), runs, workers=1, trainer=fake["trainer"], progress=False)
+    _run(fake, load_sweep(fake["sweep_file"]), runs, workers=1)
     before = (runs / "fake" / results.CSV_FILE).read_bytes()
     (runs / "fake" / results.CSV_FILE).unlink()
     command = [sys.executable, "-m", "experiments.sweep", f"--sweep={fake['sweep_file']}", f"--runs_dir={runs}"]
