@@ -1,6 +1,7 @@
 """Throughput of the mixture stream on one CPU core: MixtureStream.batch(step) with SynBio passes and a WebSource.
 
     python -m mixlab.bench_mixture [--num_people=100000] [--seconds=2] [--tokenizer=tokenizer.json] [--core=0]
+                                   [--resume_step=20000]
 
 For r in {0.1, 0.5}, seq_len 2048 and global batch 64 and 512, it times batch(step) for consecutive steps (after
 one warm-up step) and prints tokens/s (B * L target tokens per batch). The baseline is the same stream with
@@ -10,7 +11,8 @@ instead of one vectorised SynBio.render_batch call per slice.
 Without --tokenizer it trains a byte-level BPE (data_gen.tokenizer.train_bpe, --vocab_size) on SynBio renderings
 and the web sample. The web corpus is synthetic: documents of words from the SynBio field files, with log-normal
 lengths (median 500 words), tokenized into a TokenStore in a temporary directory; the web stream's cost depends on
-the number of documents per token, not on their content.
+the number of documents per token, not on their content. --resume_step=S also times what a restart at step S costs
+a fresh stream (r = 0.2, B = 512): batch(S) (every earlier chunk's lengths) and the first exposures(S).
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ def main() -> None:
     parser.add_argument("--vocab_size", type=int, default=8192)
     parser.add_argument("--web_docs", type=int, default=2000)
     parser.add_argument("--core", type=int, default=0, help="CPU core to pin to (-1: do not pin)")
+    parser.add_argument("--resume_step", type=int, default=0, help="also time a fresh stream's first batch there")
     args = parser.parse_args()
     if args.core >= 0:
         os.sched_setaffinity(0, {args.core})
@@ -110,6 +113,21 @@ def main() -> None:
                     MixtureStream(PerDocument(source), web, ratio, SEQ_LEN, batch, 0, tokenizer.eos_id), args.seconds
                 )
                 print(f"{ratio:>5} {batch:>5} {rate:>12,.0f} {base:>18,.0f} {rate / base:>7.1f}x")
+        if args.resume_step:
+            resume(MixtureStream(source, web, 0.2, SEQ_LEN, 512, 0, tokenizer.eos_id), args.resume_step)
+
+
+def resume(stream: MixtureStream, step: int) -> None:
+    """Print the time a fresh stream takes for batch(step) and for its first exposures(step)."""
+    start = time.perf_counter()
+    stream.batch(step)
+    batch_s = time.perf_counter() - start
+    start = time.perf_counter()
+    exposures = stream.exposures(step)
+    print(
+        f"resume at step {step} (r=0.2, B=512, {exposures.mean():.1f} mean exposures): batch {batch_s:.1f} s, "
+        f"first exposures {time.perf_counter() - start:.1f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,10 @@ Layout of global batch s (B rows of L target slots, flattened to B*L slots in ro
 What is exact, in every global batch: exactly K target slots have source 1 (knowledge), all with loss_mask 1;
 B*L - K slots have source 0 (web), of which B*L - K - [0 < K < B*L] carry loss. K/(B*L) differs from ratio by at
 most 1/(2*B*L). Exposures: a document is completed in the step whose knowledge slice holds its EOS.
+
+Clear errors: ratio outside [0, 1]; 0 < ratio < 1 that rounds K to 0 or to B*L; a missing source that the ratio
+needs (r = 0 needs no knowledge source, r = 1 no web source); seq_len < knowledge.max_doc_tokens (the longest
+document, without EOS); global_batch not divisible by process_count; a source whose lengths and tokens disagree.
 """
 
 from __future__ import annotations
