@@ -26,9 +26,11 @@ import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from data_gen.atomic import building
 from data_gen.markup import html_to_blocks, rst_to_blocks, split_documents
 
 EXTRACTOR_VERSION = 1
@@ -120,10 +122,8 @@ def corpus_key() -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _apt_download(pkg: DebPackage, cache_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["apt-get", "download", f"{pkg.name}={pkg.version}"], cwd=cache_dir, capture_output=True, text=True
-    )
+def _apt_download(pkg: DebPackage, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["apt-get", "download", f"{pkg.name}={pkg.version}"], cwd=cwd, capture_output=True, text=True)
 
 
 def fetch_deb(pkg: DebPackage, cache_dir: Path) -> Path:
@@ -136,15 +136,17 @@ def fetch_deb(pkg: DebPackage, cache_dir: Path) -> Path:
                 "cannot fetch the default web corpus: apt-get not found (not a Debian system?). "
                 + _alternatives(cache_dir)
             )
-        proc = _apt_download(pkg, cache_dir)
-        if proc.returncode != 0 and hasattr(os, "geteuid") and os.geteuid() == 0:
-            subprocess.run(["apt-get", "update"], capture_output=True, text=True)
-            proc = _apt_download(pkg, cache_dir)
-        if proc.returncode != 0 or not path.exists():
-            raise CorpusUnavailable(
-                f"`apt-get download {pkg.name}={pkg.version}` failed (needs Debian bookworm package lists; "
-                f"run `apt-get update` as root): {proc.stderr.strip()[-400:]}. {_alternatives(cache_dir)}"
-            )
+        with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+            proc = _apt_download(pkg, Path(tmp))
+            if proc.returncode != 0 and hasattr(os, "geteuid") and os.geteuid() == 0:
+                subprocess.run(["apt-get", "update"], capture_output=True, text=True)
+                proc = _apt_download(pkg, Path(tmp))
+            if proc.returncode != 0 or not (Path(tmp) / pkg.deb_name).exists():
+                raise CorpusUnavailable(
+                    f"`apt-get download {pkg.name}={pkg.version}` failed (needs Debian bookworm package lists; "
+                    f"run `apt-get update` as root): {proc.stderr.strip()[-400:]}. {_alternatives(cache_dir)}"
+                )
+            os.replace(Path(tmp) / pkg.deb_name, path)
     digest = sha256_file(path)
     if digest != pkg.sha256:
         raise CorpusUnavailable(
@@ -203,12 +205,20 @@ def build_default_corpus(data_dir: str | os.PathLike) -> Path:
     if manifest_path.exists() and docs_path.exists():
         if json.loads(manifest_path.read_text())["docs_sha256"] == sha256_file(docs_path):
             return docs_path
+    if out.exists():
+        shutil.rmtree(out)  # incomplete or corrupted: rebuild
     cache_dir = data_dir / ".cache" / "debs"
     debs = [fetch_deb(p, cache_dir) for p in PACKAGES]
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = docs_path.with_suffix(".jsonl.tmp")
+    with building(out) as tmp:
+        _extract_corpus(debs, tmp)
+    return docs_path
+
+
+def _extract_corpus(debs: list[Path], out: Path) -> None:
+    """Write docs.jsonl and manifest.json of the packages' prose into the directory out."""
+    docs_path = out / "docs.jsonl"
     packages, total_docs, total_chars = [], 0, 0
-    with open(tmp, "w", encoding="utf-8") as f:
+    with open(docs_path, "w", encoding="utf-8") as f:
         for pkg, deb in zip(PACKAGES, debs, strict=True):
             files = deb_prose_files(deb, pkg)
             docs = extract_documents(files, pkg.markup, pkg.name)
@@ -228,8 +238,7 @@ def build_default_corpus(data_dir: str | os.PathLike) -> Path:
                 }
             )
     if total_docs == 0:
-        raise CorpusUnavailable(f"the default corpus extracted from {cache_dir} is empty. {_alternatives(cache_dir)}")
-    os.replace(tmp, docs_path)
+        raise CorpusUnavailable(f"the default corpus extracted from {debs} is empty")
     manifest = {
         "name": "debian-docs",
         "key": corpus_key(),
@@ -241,8 +250,7 @@ def build_default_corpus(data_dir: str | os.PathLike) -> Path:
         "docs_sha256": sha256_file(docs_path),
         "packages": packages,
     }
-    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
-    return docs_path
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
 
 
 def main() -> None:

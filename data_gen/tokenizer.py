@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -104,7 +105,8 @@ def train_bpe(texts: Iterable[str], vocab_size: int, out_path: str | os.PathLike
     hf.train_from_iterator(texts, trainer=trainer)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    tmp.write_text(hf.to_str(pretty=True), encoding="utf-8")
+    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", dir=out_path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(hf.to_str(pretty=True))
     os.replace(tmp, out_path)
     return Tokenizer.load(out_path)

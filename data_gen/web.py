@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from data_gen.atomic import building
+
 STORE_FORMAT = 1
 SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz", ".txt")
 SPLITS = ("train", "val")
@@ -237,32 +239,36 @@ def build_store(
     key = hashlib.sha256(json.dumps({**inputs, "tokenizer": tokenizer.fingerprint}, sort_keys=True).encode())
     key = key.hexdigest()
     manifest_path = out_dir / "manifest.json"
-    if manifest_path.exists():
-        old = json.loads(manifest_path.read_text())
-        _check_tokenizer(old, tokenizer, out_dir)
-        if old["key"] != key:
-            raise ValueError(
-                f"{out_dir} holds a token store built from other inputs (files, val_fraction or seed differ); "
-                "delete it or choose another out_dir"
-            )
-        return TokenStore(out_dir, "train", old)
+    if not manifest_path.exists():
+        if out_dir.exists() and any(out_dir.iterdir()):
+            raise ValueError(f"{out_dir} exists but holds no token store (no manifest.json); delete it")
+        with building(out_dir) as tmp:
+            _build(docs, tokenizer, tmp, {**inputs, "key": key}, where, batch_docs)
+    manifest = json.loads(manifest_path.read_text())
+    _check_tokenizer(manifest, tokenizer, out_dir)
+    if manifest["key"] != key:
+        raise ValueError(
+            f"{out_dir} holds a token store built from other inputs (files, val_fraction or seed differ); "
+            "delete it or choose another out_dir"
+        )
+    return TokenStore(out_dir, "train", manifest)
 
+
+def _build(docs: Iterable[str], tokenizer, out_dir: Path, inputs: dict, where: str, batch_docs: int) -> None:
+    """Tokenize, split and write a store (with its manifest) into the empty directory out_dir."""
     dtype = np.dtype(np.uint16 if tokenizer.vocab_size <= 2**16 else np.uint32)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    all_path = out_dir / "all.bin.tmp"
+    all_path = out_dir / "all.bin"
     kept, skipped = _tokenize(docs, tokenizer, all_path, dtype, batch_docs)
     if not kept:
-        all_path.unlink()
         raise EmptyCorpusError(f"corpus {where} has no non-empty documents ({skipped} empty)")
     doc_ids = np.array([i for i, _ in kept], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum([n for _, n in kept])]).astype(np.int64)
-    n = len(kept)
-    n_val = round(val_fraction * n) if val_fraction == 0 else max(1, round(val_fraction * n))
+    n, val_fraction = len(kept), inputs["val_fraction"]
+    n_val = 0 if val_fraction == 0 else max(1, round(val_fraction * n))
     if n - n_val < 1:
-        all_path.unlink()
         raise ValueError(f"corpus {where} has {n} documents: val_fraction={val_fraction} leaves none for training")
     is_val = np.zeros(n, bool)
-    is_val[np.random.default_rng(seed).permutation(n)[:n_val]] = True
+    is_val[np.random.default_rng(inputs["seed"]).permutation(n)[:n_val]] = True
     all_tokens = np.fromfile(all_path, dtype=dtype)
     splits = {
         name: _write_split(all_tokens, offsets, np.flatnonzero(mask), doc_ids, out_dir / name)
@@ -272,7 +278,6 @@ def build_store(
     all_path.unlink()
     manifest = {
         **inputs,
-        "key": key,
         "tokenizer": {
             "fingerprint": tokenizer.fingerprint,
             "vocab_size": tokenizer.vocab_size,
@@ -282,10 +287,7 @@ def build_store(
         "skipped_empty": skipped,
         "splits": splits,
     }
-    tmp = out_dir / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-    os.replace(tmp, manifest_path)
-    return TokenStore(out_dir, "train", manifest)
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
 
 
 class WebSource:

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from data_gen.atomic import building
 from data_gen.tokenizer import train_bpe
 from data_gen.web import (
     EmptyCorpusError,
@@ -242,3 +243,23 @@ def test_large_vocab_uses_uint32(tmp_path):
     store = build_store(["a bb ccc"], Wide(), tmp_path / "s", val_fraction=0.0)
     assert store.manifest["dtype"] == "uint32" and store.doc(0).tolist() == [69_001, 69_002, 69_003]
     assert os.path.getsize(tmp_path / "s/train/tokens.bin") == 12
+
+
+def test_publishing_keeps_the_first_complete_build(tmp_path):
+    final = tmp_path / "out"
+    with building(final) as tmp:
+        (tmp / "x").write_text("ours")
+        final.mkdir()  # another process publishes first
+        (final / "x").write_text("theirs")
+    assert (final / "x").read_text() == "theirs"
+    with pytest.raises(RuntimeError, match="boom"), building(tmp_path / "failed") as tmp:
+        (tmp / "x").write_text("partial")
+        raise RuntimeError("boom")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_directory_without_manifest_is_refused(tok, tmp_path):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "junk").write_text("x")
+    with pytest.raises(ValueError, match="holds no token store"):
+        build_store(["a b"], tok, tmp_path / "s")

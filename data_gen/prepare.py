@@ -1,0 +1,221 @@
+"""`prepare(config.data)`: everything training reads — tokenizer, web stores, SynBio, knowledge source, eval set.
+
+Idempotent: every artefact lives under config.data.dir at a path keyed by its inputs, is built once, and is
+loaded afterwards (different corpora or vocabulary sizes never collide):
+    .cache/debs/                        pinned Debian packages of the default corpus
+    corpus/<name>-<key>/                docs.jsonl + manifest.json (default or synthetic corpus)
+    tokenizers/bpe<V>-<key>/            tokenizer.json + inputs.json (what it was trained on)
+    stores/<corpus>-tok<fp>-val<f>/     the TokenStore (train/, val/, manifest.json)
+
+config.data.web: "default" (Debian documentation, data_gen.default_corpus), "synthetic" (data_gen.synthetic_web,
+overrides in config.data.synthetic), "none" (knowledge only; needs ratio == 1), or a path to a .txt/.parquet/.jsonl
+file or a directory of them.
+
+config.data.tokenizer: "" trains a byte-level BPE of config.data.vocab_size entries on a web sample
+(TOKENIZER_WEB_CHARS characters) plus SynBio renderings of TOKENIZER_PEOPLE people of a fixed population, so every
+N and seed of a sweep shares one tokenizer (its key holds the corpus name and the hash of those renderings). A path
+loads that tokenizer.json instead; config.data.vocab_size is then unused (the model takes
+`prepared.tokenizer.vocab_size`).
+
+    python -m data_gen.prepare --dir data --web default --vocab_size 8192
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+
+from data_gen.atomic import building
+from data_gen.default_corpus import build_default_corpus
+from data_gen.synbio import EvalSet, Population, PowerLawGroups, SynBio, subsample
+from data_gen.synbio_tokens import ByteTokenizer
+from data_gen.synthetic_web import SyntheticWeb
+from data_gen.tokenizer import Tokenizer, train_bpe
+from data_gen.web import TokenStore, build_store, list_files, read_documents
+from mixlab.sources import PowerLawSource, SynBioSource
+
+TOKENIZER_WEB_CHARS = 8_000_000
+TOKENIZER_PEOPLE = 4000
+TOKENIZER_SAMPLE_VERSION = 1
+VAL_FRACTION = 0.01
+
+
+@dataclasses.dataclass
+class Prepared:
+    tokenizer: Tokenizer
+    web_train: TokenStore | None
+    web_val: TokenStore | None
+    synbio: SynBio
+    knowledge_source: SynBioSource | PowerLawSource
+    eval_set: EvalSet
+
+
+@dataclasses.dataclass(frozen=True)
+class Corpus:
+    """A web corpus on disk: its files and a name that identifies its content."""
+
+    path: Path
+    name: str
+
+    def documents(self) -> Iterator[str]:
+        for f in list_files(self.path):
+            yield from read_documents(f)
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.stat().st_size for f in list_files(self.path))
+
+
+def _short_hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def web_corpus(data_cfg, data_dir: Path) -> Corpus | None:
+    """The web corpus named by config.data.web (built on first use), or None for "none"."""
+    web = str(data_cfg.web)
+    if web == "none":
+        if float(data_cfg.ratio) < 1.0:
+            raise ValueError(f"config.data.web='none' needs data.ratio == 1, got ratio={data_cfg.ratio}")
+        return None
+    if web == "default":
+        path = build_default_corpus(data_dir)
+        return Corpus(path, path.parent.name)
+    if web == "synthetic":
+        path = SyntheticWeb.from_config(data_cfg.get("synthetic", None)).write_corpus(data_dir)
+        return Corpus(path, path.parent.name)
+    path = Path(web).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"config.data.web={web!r}: no such file or directory; expected 'default', 'synthetic', 'none' or a "
+            "path to .txt/.parquet/.jsonl files"
+        )
+    files = list_files(path)
+    listing = [str(path.resolve())] + [[f.relative_to(path).as_posix() if f != path else f.name, f.stat().st_size]
+                                       for f in files]  # fmt: skip
+    return Corpus(path, f"local-{path.name}-{_short_hash(listing)}")
+
+
+def _web_sample(corpus: Corpus, chars: int) -> Iterator[str]:
+    """About `chars` characters of documents spread over the corpus (a seeded Bernoulli selection)."""
+    keep = min(1.0, chars / max(1, corpus.bytes))
+    rng = np.random.default_rng(TOKENIZER_SAMPLE_VERSION)
+    total = 0
+    for text in corpus.documents():
+        if rng.random() < keep:
+            yield text
+            total += len(text)
+            if total >= chars:
+                return
+
+
+def _synbio_sample(people: int) -> list[str]:
+    """Biographies (exposure 0) of a fixed population of `people`, as text (byte-level rendering, decoded)."""
+    synbio = SynBio(Population(people, seed=0), ByteTokenizer(), seed=0)
+    tokens, offsets = synbio.render_batch(np.arange(people), np.zeros(people, np.int64))
+    raw = tokens.astype(np.uint8).tobytes()
+    return [raw[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+
+
+def get_tokenizer(data_cfg, data_dir: Path, corpus: Corpus | None) -> Tokenizer:
+    """The tokenizer file named by config.data.tokenizer, or the BPE trained for this corpus and vocab size."""
+    if str(data_cfg.tokenizer):
+        return Tokenizer.load(Path(str(data_cfg.tokenizer)).expanduser())
+    bios = _synbio_sample(TOKENIZER_PEOPLE)
+    inputs = {
+        "corpus": corpus.name if corpus else None,
+        "vocab_size": int(data_cfg.vocab_size),
+        "web_chars": TOKENIZER_WEB_CHARS,
+        "synbio_people": TOKENIZER_PEOPLE,
+        "synbio_sha256": hashlib.sha256("\0".join(bios).encode()).hexdigest(),
+        "version": TOKENIZER_SAMPLE_VERSION,
+    }
+    out = data_dir / "tokenizers" / f"bpe{inputs['vocab_size']}-{_short_hash(inputs)}"
+    if (out / "tokenizer.json").exists():
+        return Tokenizer.load(out / "tokenizer.json")
+
+    def texts() -> Iterator[str]:
+        if corpus is not None:
+            yield from _web_sample(corpus, TOKENIZER_WEB_CHARS)
+        yield from bios
+
+    with building(out) as tmp:
+        train_bpe(texts(), inputs["vocab_size"], tmp / "tokenizer.json")
+        (tmp / "inputs.json").write_text(json.dumps(inputs, indent=1) + "\n")
+    return Tokenizer.load(out / "tokenizer.json")
+
+
+def web_stores(corpus: Corpus, tokenizer: Tokenizer, data_dir: Path) -> tuple[TokenStore, TokenStore]:
+    """(train, val) stores of the corpus tokenized with `tokenizer`."""
+    out = data_dir / "stores" / f"{corpus.name}-tok{tokenizer.fingerprint[:12]}-val{VAL_FRACTION:g}"
+    train = build_store(corpus.path, tokenizer, out, val_fraction=VAL_FRACTION, seed=0)
+    return train, TokenStore.open(out, tokenizer, "val")
+
+
+def knowledge_source(data_cfg, synbio: SynBio, seed: int):
+    """SynBioSource over all people or a subsample, or PowerLawSource for power-law groups."""
+    n, rho, groups = synbio.population.num_people, float(data_cfg.subsample), int(data_cfg.power_law_groups)
+    if groups > 0:
+        if rho < 1.0:
+            raise ValueError(f"data.subsample={rho} and data.power_law_groups={groups} cannot be combined")
+        if n % groups:
+            raise ValueError(f"data.num_people={n} is not divisible by data.power_law_groups={groups}")
+        plg = PowerLawGroups(groups, n // groups, float(data_cfg.power_law_beta))
+        return PowerLawSource(synbio, seed, plg)
+    if rho < 1.0:
+        return SynBioSource(synbio, seed, people=subsample(n, rho, int(data_cfg.synbio_seed)))
+    return SynBioSource(synbio, seed)
+
+
+def prepare(data_cfg, seed: int = 0) -> Prepared:
+    """Build (once) or load everything under data_cfg.dir; `seed` orders the knowledge passes."""
+    data_dir = Path(str(data_cfg.dir))
+    corpus = web_corpus(data_cfg, data_dir)
+    tokenizer = get_tokenizer(data_cfg, data_dir, corpus)
+    web_train, web_val = web_stores(corpus, tokenizer, data_dir) if corpus else (None, None)
+    pool_sizes = data_cfg.get("pool_sizes", None)
+    population = Population(
+        int(data_cfg.num_people), int(data_cfg.synbio_seed), dict(pool_sizes) if pool_sizes else None
+    )
+    synbio = SynBio(population, tokenizer, int(data_cfg.synbio_seed))
+    return Prepared(
+        tokenizer=tokenizer,
+        web_train=web_train,
+        web_val=web_val,
+        synbio=synbio,
+        knowledge_source=knowledge_source(data_cfg, synbio, seed),
+        eval_set=synbio.eval_set(),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Build the tokenizer, web stores and SynBio set (idempotent).")
+    parser.add_argument("--dir", default="data")
+    parser.add_argument("--web", default="default")
+    parser.add_argument("--tokenizer", default="")
+    parser.add_argument("--vocab_size", type=int, default=1024)
+    parser.add_argument("--num_people", type=int, default=1000)
+    args = parser.parse_args()
+    cfg = ml_collections.ConfigDict(
+        dict(dir=args.dir, web=args.web, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
+             num_people=args.num_people, synbio_seed=0, subsample=1.0, power_law_groups=0, power_law_beta=1.5,
+             ratio=0.5)
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    p = prepare(cfg)
+    print(f"prepared in {time.perf_counter() - t0:.1f}s: {p.tokenizer}")
+    for store in (p.web_train, p.web_val):
+        if store is not None:
+            print(f"  {store}: {store.num_tokens / max(1, store.num_docs):.0f} tokens/doc")
+    print(f"  SynBio-{args.num_people}: mean {p.synbio.mean_bio_tokens:.1f} tokens/bio, max {p.synbio.max_bio_tokens}")
+
+
+if __name__ == "__main__":
+    main()
