@@ -7,7 +7,8 @@ Parameters are float32; compute runs in `dtype`; logits are float32.
 
 Every parameter carries logical axis names (flax `out_sharding` metadata, mapped to mesh axes by mixlab.sharding):
 "vocab", "embed" (model width D), "heads" (H), "kv" (head dim K), "mlp" (F), "norm" (LayerNorm scale/bias), and
-None for the fused q/k/v axis of size 3.
+None for the fused q/k/v axis of size 3. Activations are annotated with "batch", "act_embed", "act_heads", "act_mlp"
+and "act_vocab" through an optional `constrain` hook (mixlab.sharding.ActivationSharding); without it they are free.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -49,6 +50,8 @@ SIZES: dict[str, dict[str, int]] = {
     "256m": dict(num_layers=12, D=1024, H=16),
 }
 
+# constrain(x, logical_axes) -> x with a sharding constraint; stored in the graphdef (must be hashable).
+Constrain = Callable[[jax.Array, tuple[str | None, ...]], jax.Array]
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 OVERRIDABLE = ("num_layers", "D", "H", "F", "rotary_fraction", "parallel_residual", "tie_embeddings")
 
@@ -115,6 +118,10 @@ def _param(init, key: jax.Array, shape: tuple[int, ...], names: tuple[str | None
     return nnx.Param(init(key, shape, jnp.float32), out_sharding=names, eager_sharding=False)
 
 
+def _constrain(constrain: Constrain | None, x: jax.Array, logical_axes: tuple[str | None, ...]) -> jax.Array:
+    return x if constrain is None else constrain(x, logical_axes)
+
+
 class LayerNorm(nnx.Module):
     """LayerNorm with scale and bias, computed in float32, returned in `dtype`."""
 
@@ -150,12 +157,13 @@ def rotary(x_BxLxHxK: jax.Array, rotary_dim: int, base: float) -> jax.Array:
 class Block(nnx.Module):
     """One transformer layer: attention and MLP, parallel or sequential residual."""
 
-    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs, constrain: Constrain | None = None):
         D, H, K, F = cfg.D, cfg.H, cfg.K, cfg.F
         small = jax.nn.initializers.normal(math.sqrt(2.0 / (5.0 * D)))  # GPT-NeoX "small_init"
         wang = jax.nn.initializers.normal(2.0 / (cfg.num_layers * math.sqrt(D)))  # GPT-NeoX "wang_init"
         zeros = jax.nn.initializers.zeros
         self.cfg = cfg
+        self.constrain = constrain
         self.ln1 = LayerNorm(D, cfg.ln_eps, DTYPES[cfg.dtype])
         self.ln2 = LayerNorm(D, cfg.ln_eps, DTYPES[cfg.dtype])
         self.qkv_w = _param(small, rngs.params(), (D, 3, H, K), ("embed", None, "heads", "kv"))
@@ -170,6 +178,7 @@ class Block(nnx.Module):
     def attention(self, x_BxLxD: jax.Array) -> jax.Array:
         dt = x_BxLxD.dtype
         qkv = jnp.einsum("BLD,DTHK->BLTHK", x_BxLxD, self.qkv_w[...].astype(dt)) + self.qkv_b[...].astype(dt)
+        qkv = _constrain(self.constrain, qkv, ("batch", None, None, "act_heads", None))
         q_BxLxHxK, k_BxLxHxK, v_BxLxHxK = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         q_BxLxHxK = rotary(q_BxLxHxK, self.cfg.rotary_dim, self.cfg.rotary_base)
         k_BxLxHxK = rotary(k_BxLxHxK, self.cfg.rotary_dim, self.cfg.rotary_base)
@@ -179,24 +188,30 @@ class Block(nnx.Module):
     def mlp(self, x_BxLxD: jax.Array) -> jax.Array:
         dt = x_BxLxD.dtype
         h_BxLxF = jnp.einsum("BLD,DF->BLF", x_BxLxD, self.mlp_in_w[...].astype(dt)) + self.mlp_in_b[...].astype(dt)
-        h_BxLxF = jax.nn.gelu(h_BxLxF, approximate=False)
+        h_BxLxF = _constrain(self.constrain, jax.nn.gelu(h_BxLxF, approximate=False), ("batch", None, "act_mlp"))
         return jnp.einsum("BLF,FD->BLD", h_BxLxF, self.mlp_out_w[...].astype(dt)) + self.mlp_out_b[...].astype(dt)
 
     def __call__(self, x_BxLxD: jax.Array) -> jax.Array:
         if self.cfg.parallel_residual:
-            return x_BxLxD + self.attention(self.ln1(x_BxLxD)) + self.mlp(self.ln2(x_BxLxD))
-        x_BxLxD = x_BxLxD + self.attention(self.ln1(x_BxLxD))
-        return x_BxLxD + self.mlp(self.ln2(x_BxLxD))
+            x_BxLxD = x_BxLxD + self.attention(self.ln1(x_BxLxD)) + self.mlp(self.ln2(x_BxLxD))
+        else:
+            x_BxLxD = x_BxLxD + self.attention(self.ln1(x_BxLxD))
+            x_BxLxD = x_BxLxD + self.mlp(self.ln2(x_BxLxD))
+        return _constrain(self.constrain, x_BxLxD, ("batch", None, "act_embed"))
 
 
 class Transformer(nnx.Module):
-    """Decoder-only LM: __call__(tokens_BxL int) -> logits_BxLxV float32."""
+    """Decoder-only LM: __call__(tokens_BxL int) -> logits_BxLxV float32.
 
-    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    `constrain` (optional, hashable) puts sharding constraints on activations; parameters are unaffected by it.
+    """
+
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs, constrain: Constrain | None = None):
         small = jax.nn.initializers.normal(math.sqrt(2.0 / (5.0 * cfg.D)))
         self.cfg = cfg
+        self.constrain = constrain
         self.embed = _param(small, rngs.params(), (cfg.vocab_size, cfg.D), ("vocab", "embed"))
-        self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.num_layers)])
+        self.blocks = nnx.List([Block(cfg, rngs=rngs, constrain=constrain) for _ in range(cfg.num_layers)])
         self.final_norm = LayerNorm(cfg.D, cfg.ln_eps, DTYPES[cfg.dtype])
         if not cfg.tie_embeddings:
             self.head = _param(small, rngs.params(), (cfg.D, cfg.vocab_size), ("embed", "vocab"))
@@ -208,6 +223,7 @@ class Transformer(nnx.Module):
             raise ValueError(f"sequence length {tokens_BxL.shape[1]} exceeds model.max_len={self.cfg.max_len}")
         dt = DTYPES[self.cfg.dtype]
         x_BxLxD = jnp.take(self.embed[...], tokens_BxL, axis=0).astype(dt)
+        x_BxLxD = _constrain(self.constrain, x_BxLxD, ("batch", None, "act_embed"))
         for block in self.blocks:
             x_BxLxD = block(x_BxLxD)
         x_BxLxD = self.final_norm(x_BxLxD)
@@ -215,7 +231,8 @@ class Transformer(nnx.Module):
             w, spec = self.embed[...], "BLD,VD->BLV"
         else:
             w, spec = self.head[...], "BLD,DV->BLV"
-        return jnp.einsum(spec, x_BxLxD, w.astype(dt), preferred_element_type=jnp.float32)
+        logits_BxLxV = jnp.einsum(spec, x_BxLxD, w.astype(dt), preferred_element_type=jnp.float32)
+        return _constrain(self.constrain, logits_BxLxV, ("batch", None, "act_vocab"))
 
 
 def apply(graphdef: nnx.GraphDef, params: nnx.State, tokens_BxL: jax.Array) -> jax.Array:
