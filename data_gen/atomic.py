@@ -21,6 +21,7 @@ def building(final: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
         yield tmp
+        tmp.chmod(0o755)  # mkdtemp makes it private (0700)
         try:
             os.rename(tmp, final)
         except OSError:
