@@ -122,6 +122,12 @@ def _constrain(constrain: Constrain | None, x: jax.Array, logical_axes: tuple[st
     return x if constrain is None else constrain(x, logical_axes)
 
 
+def _weight(constrain: Constrain | None, param: nnx.Param, dtype) -> jax.Array:
+    """A parameter as used in compute: gathered over its "embed" (FSDP) axis, kept split on tensor axes, in dtype."""
+    gathered = tuple("act_embed" if name == "embed" else name for name in param.get_metadata()["out_sharding"])
+    return _constrain(constrain, param[...], gathered).astype(dtype)
+
+
 class LayerNorm(nnx.Module):
     """LayerNorm with scale and bias, computed in float32, returned in `dtype`."""
 
@@ -175,21 +181,24 @@ class Block(nnx.Module):
         self.mlp_out_w = _param(wang, rngs.params(), (F, D), ("mlp", "embed"))
         self.mlp_out_b = _param(zeros, rngs.params(), (D,), ("embed",))
 
+    def _w(self, param: nnx.Param, dtype) -> jax.Array:
+        return _weight(self.constrain, param, dtype)
+
     def attention(self, x_BxLxD: jax.Array) -> jax.Array:
         dt = x_BxLxD.dtype
-        qkv = jnp.einsum("BLD,DTHK->BLTHK", x_BxLxD, self.qkv_w[...].astype(dt)) + self.qkv_b[...].astype(dt)
+        qkv = jnp.einsum("BLD,DTHK->BLTHK", x_BxLxD, self._w(self.qkv_w, dt)) + self._w(self.qkv_b, dt)
         qkv = _constrain(self.constrain, qkv, ("batch", None, None, "act_heads", None))
         q_BxLxHxK, k_BxLxHxK, v_BxLxHxK = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         q_BxLxHxK = rotary(q_BxLxHxK, self.cfg.rotary_dim, self.cfg.rotary_base)
         k_BxLxHxK = rotary(k_BxLxHxK, self.cfg.rotary_dim, self.cfg.rotary_base)
         o_BxLxHxK = jax.nn.dot_product_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, is_causal=True)
-        return jnp.einsum("BLHK,HKD->BLD", o_BxLxHxK, self.out_w[...].astype(dt)) + self.out_b[...].astype(dt)
+        return jnp.einsum("BLHK,HKD->BLD", o_BxLxHxK, self._w(self.out_w, dt)) + self._w(self.out_b, dt)
 
     def mlp(self, x_BxLxD: jax.Array) -> jax.Array:
         dt = x_BxLxD.dtype
-        h_BxLxF = jnp.einsum("BLD,DF->BLF", x_BxLxD, self.mlp_in_w[...].astype(dt)) + self.mlp_in_b[...].astype(dt)
+        h_BxLxF = jnp.einsum("BLD,DF->BLF", x_BxLxD, self._w(self.mlp_in_w, dt)) + self._w(self.mlp_in_b, dt)
         h_BxLxF = _constrain(self.constrain, jax.nn.gelu(h_BxLxF, approximate=False), ("batch", None, "act_mlp"))
-        return jnp.einsum("BLF,FD->BLD", h_BxLxF, self.mlp_out_w[...].astype(dt)) + self.mlp_out_b[...].astype(dt)
+        return jnp.einsum("BLF,FD->BLD", h_BxLxF, self._w(self.mlp_out_w, dt)) + self._w(self.mlp_out_b, dt)
 
     def __call__(self, x_BxLxD: jax.Array) -> jax.Array:
         if self.cfg.parallel_residual:
@@ -222,16 +231,16 @@ class Transformer(nnx.Module):
         if tokens_BxL.shape[1] > self.cfg.max_len:
             raise ValueError(f"sequence length {tokens_BxL.shape[1]} exceeds model.max_len={self.cfg.max_len}")
         dt = DTYPES[self.cfg.dtype]
-        x_BxLxD = jnp.take(self.embed[...], tokens_BxL, axis=0).astype(dt)
+        x_BxLxD = jnp.take(_weight(self.constrain, self.embed, dt), tokens_BxL, axis=0)
         x_BxLxD = _constrain(self.constrain, x_BxLxD, ("batch", None, "act_embed"))
         for block in self.blocks:
             x_BxLxD = block(x_BxLxD)
         x_BxLxD = self.final_norm(x_BxLxD)
         if self.cfg.tie_embeddings:
-            w, spec = self.embed[...], "BLD,VD->BLV"
+            w, spec = _weight(self.constrain, self.embed, dt), "BLD,VD->BLV"
         else:
-            w, spec = self.head[...], "BLD,DV->BLV"
-        logits_BxLxV = jnp.einsum(spec, x_BxLxD, w.astype(dt), preferred_element_type=jnp.float32)
+            w, spec = _weight(self.constrain, self.head, dt), "BLD,DV->BLV"
+        logits_BxLxV = jnp.einsum(spec, x_BxLxD, w, preferred_element_type=jnp.float32)
         return _constrain(self.constrain, logits_BxLxV, ("batch", None, "act_vocab"))
 
 

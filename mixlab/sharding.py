@@ -63,6 +63,12 @@ class ActivationSharding:
         return jax.lax.with_sharding_constraint(x, _sharding(f"activation {logical_axes}", x.shape, spec, self.mesh))
 
 
+def activation_sharding(mesh: Mesh, rules: Mapping[str, MeshAxes] | None = None) -> ActivationSharding:
+    """The `constrain` hook to pass to Transformer(..., constrain=...) for this mesh and rules."""
+    rules = RULES if rules is None else rules
+    return ActivationSharding(mesh, tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in rules.items()))
+
+
 def make_mesh(sharding_cfg: Mapping[str, Any], num_devices: int | None = None) -> Mesh:
     """Mesh from config.sharding (its `mesh` sizes, or the sizes themselves); -1 = all remaining devices.
 
@@ -173,9 +179,7 @@ def create_sharded_model(
     With `constrain_activations`, the model (and so its graphdef) carries ActivationSharding(mesh, rules).
     The parameter values depend only on (model_cfg, seed), not on the mesh.
     """
-    rules = RULES if rules is None else rules
-    hashable = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in rules.items())
-    constrain = ActivationSharding(mesh, hashable) if constrain_activations else None
+    constrain = activation_sharding(mesh, rules) if constrain_activations else None
 
     def build() -> Transformer:
         return Transformer(model_cfg, rngs=nnx.Rngs(seed), constrain=constrain)

@@ -6,6 +6,7 @@ import os
 import pathlib
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -121,7 +122,7 @@ def test_golden_partition_specs(name):
 @pytest.fixture(scope="module")
 def models():
     """The same model (same seed) created sharded on 1 device and on a (data=2, fsdp=2, tensor=2) mesh."""
-    cfg = ModelConfig(vocab_size=256, max_len=32, **SIZES["t100k"])
+    cfg = ModelConfig(vocab_size=256, max_len=32, **SIZES["t25k"])
     mesh1, mesh8 = make_mesh({"data": -1}, num_devices=1), make_mesh({"data": 2, "fsdp": 2, "tensor": 2})
     return (mesh1, create_sharded_model(cfg, mesh1, seed=3)), (mesh8, create_sharded_model(cfg, mesh8, seed=3))
 
@@ -168,3 +169,12 @@ def test_sharded_forward_and_grad_equal_single_device(models):
     assert _relative_error(logits8, logits1) < 1e-5
     for (path, g1), g8 in zip(jax.tree_util.tree_leaves_with_path(grads1), jax.tree.leaves(grads8), strict=True):
         assert _relative_error(g8, g1) < 1e-5, jax.tree_util.keystr(path)
+
+
+def test_activation_batch_must_divide(models):
+    """A constrained model refuses a batch that does not split over ('data', 'fsdp'), while tracing."""
+    _, (_, sharded) = models
+    graphdef, params = nnx.split(sharded)
+    match = r"activation \('batch', None, 'act_embed'\): dim 0 of size 6 is not divisible"
+    with pytest.raises(ValueError, match=match):
+        jax.eval_shape(functools.partial(apply, graphdef), params, jax.ShapeDtypeStruct((6, 8), jnp.int32))
