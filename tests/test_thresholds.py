@@ -1,0 +1,200 @@
+"""Sigmoid thresholds, crossings, sharpness and honest failure (analysis.thresholds)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+from analysis.curves import Curve, isotonic, resample
+from analysis.simulate import simulate_results
+from analysis.thresholds import (
+    FitWarning,
+    _binomial_objective,
+    crossing,
+    fit_sigmoid,
+    fit_thresholds,
+    sharpness,
+    sigmoid_curve,
+)
+
+TRUTH = dict(x_star=0.2, w=0.15, lo=0.01, hi=0.9)
+GRID = np.geomspace(0.05, 0.6, 8)
+
+
+def _curve(rng, truth=TRUTH, x=GRID, n=400, reps=1):
+    x = np.repeat(x, reps)
+    n = np.full(len(x), n)
+    return Curve.from_arrays(
+        x, rng.binomial(n, sigmoid_curve(x, **truth)), n, seed=np.tile(np.arange(reps), len(x) // reps), x_name="ratio"
+    )
+
+
+def test_recovers_known_parameters_from_binomial_noise():
+    fit = fit_sigmoid(_curve(np.random.default_rng(0), n=3000))
+    assert fit.ok, fit.reason
+    assert fit.x_star == pytest.approx(0.2, rel=0.03)
+    assert fit.w == pytest.approx(0.15, rel=0.15)
+    assert fit.lo == pytest.approx(0.01, abs=0.01)
+    assert fit.hi == pytest.approx(0.9, abs=0.02)
+    for p, v in TRUTH.items():
+        assert fit.ci[p][0] <= v <= fit.ci[p][1], (p, fit.ci[p])
+    assert len(fit.boot) >= 980 and fit.resolved
+
+
+def test_levenberg_marquardt_mle_matches_scipy_lbfgsb():
+    curve = _curve(np.random.default_rng(3))
+    fit = fit_sigmoid(curve, n_boot=1000)
+    xs, k, n = curve.pooled()
+    obj = _binomial_objective(np.log(xs), k[None], n[None])
+
+    def f(theta):
+        v, g, _ = obj(theta[None], np.zeros(1, int))
+        return float(v[0]), g[0]
+
+    s0 = np.array([np.log(0.3), np.log(0.3), 0.05, 0.8])
+    res = minimize(f, s0, jac=True, method="L-BFGS-B", bounds=[(-6, 2), (-7, 2.5), (0, 1), (0, 1)])
+    assert res.success
+    assert fit.x_star == pytest.approx(np.exp(res.x[0]), rel=1e-3)
+    assert fit.loglik == pytest.approx(-res.fun * n.sum(), abs=1e-3)
+
+
+def test_ci_coverage_of_threshold_over_repeated_simulations():
+    """95% bootstrap CIs (1000 resamples) of r* cover the truth at a rate in [0.90, 0.99]."""
+    rng = np.random.default_rng(2024)
+    reps, hits = 200, 0
+    for i in range(reps):
+        fit = fit_sigmoid(_curve(rng), n_boot=1000, over="items", seed=i)
+        assert fit.ok, fit.reason
+        hits += fit.ci["x_star"][0] <= TRUTH["x_star"] <= fit.ci["x_star"][1]
+    assert 0.90 <= hits / reps <= 0.99, hits / reps
+
+
+def test_seed_bootstrap_widens_ci_when_seeds_disagree():
+    rng = np.random.default_rng(5)
+    x = np.repeat(GRID, 3)
+    shift = np.tile([0.85, 1.0, 1.15], len(GRID))
+    p = sigmoid_curve(x, TRUTH["x_star"] * shift, 0.15, 0.01, 0.9)
+    n = np.full(len(x), 2000)
+    curve = Curve.from_arrays(x, rng.binomial(n, p), n, seed=np.tile([0, 1, 2], len(GRID)))
+    width = {}
+    for over in ("items", "both"):
+        lo, hi = fit_sigmoid(curve, over=over).ci["x_star"]
+        width[over] = np.log(hi / lo)
+    assert width["both"] > 3 * width["items"]
+
+
+def test_person_unit_is_more_conservative_than_item_unit():
+    rng = np.random.default_rng(6)
+    n = np.full(len(GRID), 2500)
+    curve = Curve.from_arrays(GRID, rng.binomial(n, sigmoid_curve(GRID, **TRUTH)), n, n_people=n / 25)
+    kb_item, _ = resample(curve, 2000, np.random.default_rng(0), over="items", unit="item")
+    kb_person, nb = resample(curve, 2000, np.random.default_rng(0), over="items", unit="person")
+    assert np.all(kb_person.std(axis=0) >= 3 * kb_item.std(axis=0) - 1e-9)
+    assert np.allclose(kb_person.mean(axis=0), curve.k, rtol=0.05, atol=2)
+
+
+def test_isotonic_matches_pool_adjacent_violators():
+    p = np.array([[0.1, 0.3, 0.2, 0.5, 0.4, 0.9]])
+    w = np.array([[1.0, 1, 1, 2, 1, 1]])
+    expected = [0.1, 0.25, 0.25, 0.4666667, 0.4666667, 0.9]
+    assert np.allclose(isotonic(p, w)[0], expected, atol=1e-6)
+
+
+def test_crossing_threshold_and_ci():
+    curve = _curve(np.random.default_rng(7), n=5000)
+    true = TRUTH["x_star"]  # acc = (lo+hi)/2 = 0.455 at x*
+    res = crossing(curve, 0.455)
+    assert res.ok, res.reason
+    assert res.x_cross == pytest.approx(true, rel=0.08)
+    assert res.ci[0] < res.x_cross < res.ci[1]
+    never = crossing(curve, 0.95)
+    assert not never.ok and "never reaches" in never.reason and np.isnan(never.x_cross)
+
+
+def test_sharpness_calls_a_step_sharp():
+    rng = np.random.default_rng(8)
+    x = np.geomspace(0.05, 0.6, 9)
+    p = np.where(x < 0.25, 0.005, 0.85)
+    n = np.full(len(x), 2000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)  # "no sampled x lies on the rise": expected for a step
+        res = sharpness(Curve.from_arrays(x, rng.binomial(n, p), n))
+    assert res.ok and res.sharp, res.verdict
+    assert res.delta_bic > 100 and res.span_factor < 1.5
+
+
+def test_sharpness_knowledge_only_control_is_not_sharp():
+    """The r = 1 control: accuracy proportional to size until saturation (capacity-limited), smooth in M."""
+    rng = np.random.default_rng(9)
+    m = np.geomspace(1.25e5, 8e6, 7)
+    p = 0.92 * np.minimum(1.0, m / 1.4e6)
+    n = np.full(len(m), 5000)
+    res = sharpness(Curve.from_arrays(m, rng.binomial(n, p), n, x_name="params"))
+    assert res.ok, res.reason
+    assert not res.sharp, res.verdict
+    assert res.span_factor > 3
+
+
+def test_sharpness_wide_sigmoid_is_not_sharp():
+    rng = np.random.default_rng(10)
+    x = np.geomspace(0.01, 1.0, 10)
+    n = np.full(len(x), 3000)
+    res = sharpness(Curve.from_arrays(x, rng.binomial(n, sigmoid_curve(x, 0.1, 1.0, 0.0, 1.0)), n))
+    assert res.ok and not res.sharp, res.verdict
+
+
+@pytest.mark.parametrize(
+    ("x", "k", "n", "needle"),
+    [
+        (GRID, np.zeros(8), np.full(8, 100), "accuracy is 0 at every"),
+        ([0.2], [50], [100], "at least 3 distinct"),
+        (GRID, [90, 88, 80, 60, 40, 20, 10, 5], np.full(8, 100), "non-monotone"),
+        (GRID, np.full(8, 30), np.full(8, 100), "no significant rise"),
+        (GRID, [0, 0, 0, 0, 1, 1, 2, 9], np.full(8, 1000), "not located inside the sampled range"),
+        (GRID, [5, 10, 20, 60, 80, 90, 95, 96], [100, 100, -1, 100, 100, 100, 100, 100], "n_eval must be > 0"),
+        (np.r_[0, GRID[1:]], np.arange(8), np.full(8, 100), "must be > 0 for a fit in log"),
+    ],
+)
+def test_degenerate_inputs_fail_with_reason(x, k, n, needle):
+    fit = fit_sigmoid(Curve.from_arrays(x, k, n, x_name="ratio"), n_boot=100)
+    assert not fit.ok and needle in fit.reason, fit.reason
+    assert np.isnan(fit.x_star) and np.isnan(fit.w) and fit.ci == {}
+    sh = sharpness(Curve.from_arrays(x, k, n, x_name="ratio"), fit=fit)
+    assert not sh.ok and not sh.sharp and sh.reason == fit.reason
+
+
+def test_transition_beyond_range_found_by_unconstrained_fit_is_rejected():
+    x = GRID
+    p = sigmoid_curve(x, 1.5, 0.3, 0.0, 1.0)
+    n = np.full(len(x), 4000)
+    fit = fit_sigmoid(Curve.from_arrays(x, np.random.default_rng(1).binomial(n, p), n, x_name="ratio"))
+    assert not fit.ok and "not located inside" in fit.reason
+
+
+def test_unresolved_step_warns_and_brackets_threshold():
+    x = GRID
+    k = np.where(x < 0.2, 1, 900)
+    with pytest.warns(FitWarning, match="no sampled ratio lies on the rise"):
+        fit = fit_sigmoid(Curve.from_arrays(x, k, np.full(len(x), 1000), x_name="ratio"), n_boot=200)
+    assert fit.ok and not fit.resolved
+    below, above = x[x < 0.2].max(), x[x >= 0.2].min()
+    assert fit.ci["x_star"][0] <= below and fit.ci["x_star"][1] >= above
+    assert fit.ci["w"][0] == 0.0
+
+
+def test_fit_thresholds_on_simulated_table_and_against_tokens():
+    df = simulate_results()
+    fin = df[df["final"] & (df["ratio"] > 0) & (df["ratio"] < 1)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        ts = fit_thresholds(fin, "ratio", "size", group_x="params_non_embedding", n_boot=300)
+    t = ts.table.set_index("size")
+    assert list(t.index) == ["1M", "2M", "3M", "5M", "8M"]
+    assert not t.loc["1M", "ok"]  # its true r* = 0.85 lies beyond the largest ratio, 0.7
+    assert t.loc[["2M", "3M", "5M", "8M"], "ok"].all()
+    assert (np.diff(t.loc[["2M", "3M", "5M", "8M"], "x_star"]) < 0).all()
+    assert t["sharp"].sum() == 4
+    run = df[df["run_id"] == "mix-5M-r0.3-s0"]
+    along = fit_sigmoid(Curve.from_frame(run, "tokens"), n_boot=200)
+    assert not along.ok or along.x_star <= run["tokens"].max()
