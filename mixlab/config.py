@@ -6,6 +6,7 @@ is not here, so a typo is an error rather than a silently ignored setting.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 import ml_collections
 from ml_collections.config_dict import placeholder
 
+from data_gen.synbio_fields import resolve_pool_sizes
+from data_gen.synthetic_web import SyntheticWeb
 from mixlab.checkpoint import flatten
 
 STEP_KEYS = ("train.num_steps", "train.tokens", "train.exposures")
@@ -35,6 +38,8 @@ def base_config() -> ml_collections.ConfigDict:
         ratio=0.2,
         seq_len=64,
         global_batch=32,
+        pool_sizes=resolve_pool_sizes(None),  # SynBio name and attribute pools (defaults: the full lists)
+        synthetic={f.name: f.default for f in dataclasses.fields(SyntheticWeb)},  # used when web == "synthetic"
     )
     c.model = dict(
         size="t57k",
@@ -72,6 +77,7 @@ def base_config() -> ml_collections.ConfigDict:
     )
     c.eval = dict(num_people=200, seed=0, batch_size=256, web_batches=4)
     c.sharding = dict(
+        num_devices=-1,  # use the first n devices (-1 = all); e.g. 1 for a tiny model on a multi-device host
         mesh=dict(data=-1, fsdp=1, tensor=1),
         rules=dict(
             batch=("data", "fsdp"),

@@ -60,7 +60,9 @@ def measure_matmul_peak(device: jax.Device, dtype: str = "float32", n: int = 512
 
 
 def device_peak_flops(device: jax.Device, dtype: str) -> tuple[float | None, str]:
-    """(peak FLOP/s per device, where it came from): the table for accelerators, a measured matmul peak on CPU."""
+    """(peak FLOP/s, where it came from): per device from the table for accelerators; on CPU the measured matmul
+    peak, which is the whole process's (its CPU devices share the host cores, and one matmul already uses them all).
+    """
     if device.platform == "cpu":
         return measure_matmul_peak(device, dtype), "measured_cpu_matmul"
     peak = table_peak_flops(device.device_kind, dtype)

@@ -89,3 +89,14 @@ def test_bad_retention_arguments(tmp_path):
         checkpoint.Checkpointer(str(tmp_path), keep=0, milestone_every=0, config=CONFIG)
     with pytest.raises(ValueError, match="train.milestone_every"):
         checkpoint.Checkpointer(str(tmp_path), keep=1, milestone_every=-1, config=CONFIG)
+
+
+def test_read_numpy_for_analysis(tmp_path):
+    saved = _state(_mesh(8))
+    ckpt = checkpoint.Checkpointer(str(tmp_path), keep=1, milestone_every=0, config=CONFIG)
+    ckpt.save(3, saved, {"note": "x"})
+    ckpt.close()
+    state, meta = checkpoint.Checkpointer(str(tmp_path), 1, 0, {"other": "config"}).read_numpy()
+    assert meta["note"] == "x" and meta["config"] == CONFIG
+    np.testing.assert_array_equal(state["params"]["w"], np.asarray(saved["params"]["w"]))
+    assert isinstance(state["params"]["w"], np.ndarray) and int(state["step"]) == 7

@@ -1,0 +1,588 @@
+"""Train one model on one mixture and measure what it memorized: `python -m mixlab.train`.
+
+    python -m mixlab.train --config=experiments/configs/tiny.py:runlocal --workdir=runs/tiny [--config.x.y=...]
+
+The workdir receives config.json (resolved), metrics.jsonl, eval.jsonl, checkpoints/ and status.json. Relaunching
+with the same workdir resumes from the latest checkpoint; a complete run returns at once; a different config is an
+error naming the differing keys. Multi-host: pass --coordinator_address/--num_processes/--process_id (or the JAX_*
+environment variables, or --distributed_auto) to every process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import app, flags, logging
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
+from ml_collections import config_flags
+
+from data_gen.web import WebSource
+from mixlab import checkpoint, distributed, evaluate, metrics, optimizer, sharding
+from mixlab import config as config_lib
+from mixlab.mixture import Batch, MixtureStream, Prefetcher
+from mixlab.model import ModelConfig, Transformer, apply, param_counts
+
+# Order of the per-step metric vector fetched (one step late) from the device.
+STEP_METRICS = ("loss_sum", "knowledge_loss_sum", "web_loss_sum", "count", "knowledge_count", "grad_norm", "lr")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or Inf."""
+
+
+# ----------------------------------------------------------------------------------------------------------- step
+
+
+def loss_sums(graphdef: nnx.GraphDef, params: Any, batch: dict[str, jax.Array]) -> tuple[jax.Array, dict]:
+    """Summed masked cross-entropy (nats) and the sums needed to split it into knowledge and web tokens."""
+    logits_BxLxV = apply(graphdef, params, batch["tokens"])
+    ce_BxL = optax.softmax_cross_entropy_with_integer_labels(logits_BxLxV, batch["targets"])
+    mask_BxL = batch["loss_mask"]
+    knowledge_BxL = mask_BxL * (batch["source"] == 1)
+    total = jnp.sum(ce_BxL * mask_BxL)
+    aux = {
+        "loss_sum": total,
+        "knowledge_loss_sum": jnp.sum(ce_BxL * knowledge_BxL),
+        "web_loss_sum": total - jnp.sum(ce_BxL * knowledge_BxL),
+        "count": jnp.sum(mask_BxL),
+        "knowledge_count": jnp.sum(knowledge_BxL),
+    }
+    return total, aux
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSpec:
+    """Everything static about the train step, hashable, so equal runs in one process share compiled programs."""
+
+    model: ModelConfig
+    optim: tuple[tuple[str, Any], ...]  # sorted items of config.optim
+    num_steps: int
+    constrain: sharding.ActivationSharding  # activation sharding constraints for this mesh
+
+    @classmethod
+    def create(cls, model_cfg: ModelConfig, optim: ml_collections.ConfigDict, num_steps: int, mesh, rules) -> StepSpec:
+        items = tuple(sorted(optim.to_dict().items()))
+        return cls(model_cfg, items, num_steps, sharding.activation_sharding(mesh, rules))
+
+    def model_fn(self, rngs: nnx.Rngs) -> Transformer:
+        return Transformer(self.model, rngs=rngs, constrain=self.constrain)
+
+    @property
+    def optim_config(self) -> ml_collections.ConfigDict:
+        return ml_collections.ConfigDict(dict(self.optim))
+
+    @property
+    def tx(self) -> optax.GradientTransformation:
+        return optimizer.make_optimizer(self.optim_config, self.num_steps)
+
+    @functools.cached_property
+    def graphdef(self) -> nnx.GraphDef:
+        return nnx.split(nnx.eval_shape(lambda: self.model_fn(nnx.Rngs(0))))[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class LogitsFn:
+    """(params, tokens_BxL) -> logits_BxLxV; hashable by value, so evaluate's jitted scorers are reused across runs."""
+
+    graphdef: nnx.GraphDef
+
+    def __call__(self, params: Any, tokens_BxL: jax.Array) -> jax.Array:
+        return apply(self.graphdef, params, tokens_BxL)
+
+
+def train_step(spec: StepSpec, state: dict, batch: dict) -> tuple[dict, jax.Array]:
+    """One optimizer step on the global batch: (state, metrics [len(STEP_METRICS)] float32)."""
+    loss_fn = functools.partial(loss_sums, spec.graphdef)
+    grads, aux = optimizer.accumulate_gradients(loss_fn, state["params"], batch, spec.optim_config.grad_accum)
+    count = jnp.maximum(aux["count"], 1.0)
+    grads = jax.tree_util.tree_map(lambda g: g / count, grads)
+    updates, opt_state = spec.tx.update(grads, state["opt_state"], state["params"])
+    new_state = {
+        "params": optax.apply_updates(state["params"], updates),
+        "opt_state": opt_state,
+        "step": state["step"] + 1,
+        "rng": jax.random.key_data(jax.random.fold_in(jax.random.wrap_key_data(state["rng"]), state["step"])),
+    }
+    lr = optimizer.make_schedule(spec.optim_config, spec.num_steps)(state["step"])
+    values = {**aux, "grad_norm": optax.tree.norm(grads), "lr": lr}
+    return new_state, jnp.stack([jnp.asarray(values[k], jnp.float32) for k in STEP_METRICS])
+
+
+# ---------------------------------------------------------------------------------------------------------- state
+
+
+def _init(spec: StepSpec, key_data: jax.Array) -> dict:
+    key = jax.random.wrap_key_data(key_data)
+    params = nnx.state(spec.model_fn(nnx.Rngs(key)))
+    return {"params": params, "opt_state": spec.tx.init(params), "step": jnp.zeros((), jnp.int32), "rng": key_data}
+
+
+def state_shardings(spec: StepSpec, mesh, rules) -> dict:
+    """NamedShardings of the train state: parameters and optimizer moments by logical axes, the rest replicated."""
+    abstract = jax.eval_shape(functools.partial(_init, spec), jax.random.key_data(jax.random.key(0)))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    return {
+        "params": sharding.state_shardings(abstract["params"], mesh, rules),
+        "opt_state": sharding.state_shardings(abstract["opt_state"], mesh, rules),
+        "step": replicated,
+        "rng": replicated,
+    }
+
+
+def init_state(spec: StepSpec, mesh, rules, seed: int) -> tuple[dict, dict]:
+    """(state, shardings): the train state created already sharded (eval_shape, then jit(init, out_shardings)).
+
+    The seed enters as data, not as a constant, so every seed shares one compiled initializer.
+    """
+    shardings = state_shardings(spec, mesh, rules)
+    init = jax.jit(_init, static_argnums=0, out_shardings=shardings)
+    return init(spec, jax.random.key_data(jax.random.key(seed))), shardings
+
+
+def device_batch(batch: Batch, batch_sharding: NamedSharding, global_batch: int) -> dict[str, jax.Array]:
+    """This process's rows -> global arrays sharded over the batch axes (one call per array, no host sync)."""
+    out = {}
+    for name in ("tokens", "targets", "loss_mask", "source"):
+        local = getattr(batch, name)
+        out[name] = jax.make_array_from_process_local_data(batch_sharding, local, (global_batch, *local.shape[1:]))
+    return out
+
+
+# -------------------------------------------------------------------------------------------------------- workdir
+
+
+def _write_json(path: str, obj: Any) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def _read_json(path: str) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _last_eval_row(workdir: str) -> dict:
+    rows = metrics.read_jsonl(os.path.join(workdir, "eval.jsonl"))
+    if not rows:
+        raise RuntimeError(f"{workdir}/status.json says complete but eval.jsonl is empty")
+    return rows[-1]
+
+
+# ----------------------------------------------------------------------------------------------------------- run
+
+
+def training_people(knowledge: Any) -> np.ndarray:
+    """Ids of the people the knowledge source trains on (exposure statistics are taken over them)."""
+    people = getattr(knowledge, "people", None)
+    return np.arange(knowledge.num_people) if people is None else np.asarray(people)
+
+
+class _Run:
+    """One training run: data, model, state, writers; `loop` trains from the restored step to the end."""
+
+    def __init__(self, config: ml_collections.ConfigDict, workdir: str, mesh, rules, prepared: Any):
+        d, t = config.data, config.train
+        self.config, self.workdir, self.mesh, self.rules = config, workdir, mesh, rules
+        self.prepared = prepared
+        self.eos_id, vocab_size = int(prepared.tokenizer.eos_id), int(prepared.tokenizer.vocab_size)
+        knowledge = prepared.knowledge_source if d.ratio > 0 else None
+        web = WebSource(prepared.web_train, config.seed, self.eos_id) if d.ratio < 1 else None
+        self.stream = MixtureStream(knowledge, web, d.ratio, d.seq_len, d.global_batch, config.seed, self.eos_id)
+        self.people = training_people(prepared.knowledge_source)
+        slots = d.global_batch * d.seq_len
+        k = self.stream.knowledge_tokens_per_batch
+        self.tokens_per_step, self.knowledge_per_step = slots, k
+        self.web_per_step = slots - k - int(0 < k < slots)  # the knowledge->web junction slot carries no loss
+        self.tokens_per_exposure = float(prepared.synbio.mean_bio_tokens) + 1.0
+        self.num_steps = config_lib.resolve_num_steps(config, k, self.tokens_per_exposure, len(self.people))
+        self.model_cfg = ModelConfig.from_config(config.model.to_dict(), vocab_size, d.seq_len)
+        self.params_total, self.params_non_embedding = param_counts(self.model_cfg)
+        self.flops_per_token = metrics.flops_per_token(
+            self.params_non_embedding, vocab_size, self.model_cfg.D, self.model_cfg.num_layers, d.seq_len
+        )
+        device = mesh.devices.flat[0]
+        peak, self.peak_source = metrics.device_peak_flops(device, self.model_cfg.dtype)
+        # CPU "devices" of one process share its cores, and the measured matmul already uses all of them.
+        per_peak = jax.process_count() if device.platform == "cpu" else mesh.devices.size
+        self.peak_flops = peak * per_peak if peak else None
+        self.device_kind = device.device_kind
+        self.is_writer = jax.process_index() == 0
+        self.timers = metrics.Timers()
+        self.metrics_writer = metrics.MetricsWriter(workdir, "metrics", t.tensorboard, self.is_writer)
+        self.eval_writer = metrics.MetricsWriter(workdir, "eval", t.tensorboard, self.is_writer)
+        self.eval_set = prepared.eval_set.subset(
+            evaluate.select_eval_people(d.num_people, config.eval.num_people, config.eval.seed)
+        )
+        self.prefetch: Prefetcher | None = None
+        self.last_eval: dict[str, Any] = {}
+        self.wall_before = 0.0  # wall time of earlier sessions of this run (from the checkpoint)
+        self.t_start = time.perf_counter()
+
+    def derived(self) -> dict[str, Any]:
+        """Facts computed from the config and data, written into config.json under "derived"."""
+        return {
+            "num_steps": self.num_steps,
+            "tokens_per_step": self.tokens_per_step,
+            "knowledge_tokens_per_step": self.knowledge_per_step,
+            "web_tokens_per_step": self.web_per_step,
+            "tokens_per_exposure": self.tokens_per_exposure,
+            "training_people": len(self.people),
+            "params_total": self.params_total,
+            "params_non_embedding": self.params_non_embedding,
+            "vocab_size": self.model_cfg.vocab_size,
+            "flops_per_token": self.flops_per_token,
+            "peak_flops_total": self.peak_flops,
+            "peak_flops_source": self.peak_source,
+            "device_kind": self.device_kind,
+            "num_devices": int(self.mesh.devices.size),
+            "num_processes": jax.process_count(),
+            "eval_people": int(len(np.unique(self.eval_set.person))),
+            "bits_per_param_denominator": "params_non_embedding",
+        }
+
+    def wall_time(self) -> float:
+        return self.wall_before + time.perf_counter() - self.t_start
+
+    def counts(self, completed: int) -> dict[str, float]:
+        """Tokens seen per source and exposures per training person after `completed` steps."""
+        exposures = self.stream.exposures(completed)[self.people] if len(self.people) else np.zeros(1)
+        return {
+            "tokens": completed * self.tokens_per_step,
+            "knowledge_tokens": completed * self.knowledge_per_step,
+            "web_tokens": completed * self.web_per_step,
+            "exposures": float(exposures.mean()),
+            "exposures_min": int(exposures.min()),
+        }
+
+    # ---------------------------------------------------------------------------------------------- train loop
+
+    def loop(self, stop_after: int | None) -> dict[str, Any]:
+        """Train to num_steps (or stop_after), resuming from the latest checkpoint; returns the last eval row."""
+        t, d = self.config.train, self.config.data
+        ckpt = checkpoint.Checkpointer(
+            os.path.join(self.workdir, "checkpoints"), t.keep_checkpoints, t.milestone_every, self.checkpointed_config
+        )
+        start = ckpt.latest_step() or 0
+        end = self.num_steps if stop_after is None else min(self.num_steps, stop_after)
+        if start >= end:
+            ckpt.close()
+            return self.result(end)
+        spec = StepSpec.create(self.model_cfg, self.config.optim, self.num_steps, self.mesh, self.rules)
+        state, shardings = init_state(spec, self.mesh, self.rules, self.config.seed)
+        if start:
+            state, meta = ckpt.restore(state, start)
+            self.timers = metrics.Timers(meta["timers"])
+            self.wall_before = float(meta["wall_time_s"])
+            logging.info("resumed from %s at step %d", ckpt.directory, start)
+        self.logits_fn = LogitsFn(spec.graphdef)
+        batch_sharding = sharding.batch_sharding(self.mesh, self.rules)
+        replicated = NamedSharding(self.mesh, PartitionSpec())
+        step_fn = jax.jit(
+            train_step,
+            static_argnums=0,
+            in_shardings=(shardings, batch_sharding),
+            out_shardings=(shardings, replicated),
+            donate_argnums=1,
+        )
+        self.prefetch = Prefetcher(self.stream, start, jax.process_index(), jax.process_count())
+        try:
+            batch = device_batch(next(self.prefetch), batch_sharding, d.global_batch)
+            with self.timers.phase("compile"):
+                compiled = step_fn.lower(spec, state, batch).compile()
+            logging.info("compiled the train step in %.2f s", self.timers.totals["compile"])
+            log = _StepLog(self)
+            pending: tuple[int, jax.Array] | None = None
+            for step in range(start, end):
+                if step > start:
+                    batch = device_batch(next(self.prefetch), batch_sharding, d.global_batch)
+                state, step_metrics = compiled(state, batch)
+                if pending is not None:
+                    log.add(pending[0], np.asarray(pending[1]))  # step t-1, read while step t runs
+                pending = (step, step_metrics)
+                done = step + 1
+                at_eval = done == self.num_steps or (t.eval_every and done % t.eval_every == 0)
+                at_ckpt = done == end or (t.checkpoint_every and done % t.checkpoint_every == 0)
+                if done % t.log_every == 0 or at_eval or at_ckpt:
+                    log.add(pending[0], np.asarray(pending[1]))
+                    pending = None
+                    log.write(done)
+                if at_eval:
+                    t0 = time.perf_counter()
+                    self.evaluate(state["params"], done)
+                    log.paused += time.perf_counter() - t0
+                if at_ckpt:
+                    t0 = time.perf_counter()
+                    with self.timers.phase("checkpoint"):
+                        ckpt.save(done, state, {"timers": self.timers.totals, "wall_time_s": self.wall_time()})
+                    log.paused += time.perf_counter() - t0
+        finally:
+            self.prefetch.close()
+            ckpt.close()
+        return self.result(end)
+
+    def result(self, end: int) -> dict[str, Any]:
+        """The final eval row when the run is complete, else a marker of where this session stopped."""
+        if end < self.num_steps:
+            return {"step": end, "stopped_early": True}
+        return self.last_eval or _last_eval_row(self.workdir)
+
+    def evaluate(self, params: Any, completed: int) -> dict[str, Any]:
+        """Memorization on the eval subset and web validation loss; appends a row to eval.jsonl."""
+        cfg, d = self.config.eval, self.config.data
+        t0 = time.perf_counter()
+        with self.timers.phase("eval"):
+            mem = evaluate.memorization(
+                self.logits_fn,
+                params,
+                self.eval_set,
+                cfg.batch_size,
+                pool_sizes=self.prepared.synbio.population.pool_sizes,
+                population_size=d.num_people,
+            )
+            web = self.prepared.web_val
+            web_loss = (
+                evaluate.web_loss(
+                    self.logits_fn,
+                    params,
+                    web,
+                    d.seq_len,
+                    cfg.web_batches,
+                    d.global_batch // self.config.optim.grad_accum,
+                    eos_id=self.eos_id,
+                )
+                if web is not None
+                else float("nan")
+            )
+        row = {
+            "step": completed,
+            **self.counts(completed),
+            **mem,
+            "bits_per_param": mem["bits_stored_total"] / self.params_non_embedding,
+            "web_loss": web_loss,
+            "params_total": self.params_total,
+            "params_non_embedding": self.params_non_embedding,
+            "eval_time_s": time.perf_counter() - t0,
+            "wall_time_s": self.wall_time(),
+        }
+        self.eval_writer.write(row)
+        self.last_eval = row
+        logging.info(
+            "eval step %d: acc %.4f ± %.4f, value loss %.3f, bits/param %.3f, web loss %.3f (%.1f s)",
+            completed,
+            row["acc"],
+            row["acc_se"],
+            row["value_loss"],
+            row["bits_per_param"],
+            web_loss,
+            row["eval_time_s"],
+        )
+        return row
+
+
+class _StepLog:
+    """Aggregates per-step metric vectors between log points and writes one metrics.jsonl row per log point."""
+
+    def __init__(self, run: _Run):
+        self.run = run
+        self.sums = np.zeros(len(STEP_METRICS))
+        self.steps = 0
+        self.last = np.zeros(len(STEP_METRICS))
+        self.t0 = time.perf_counter()
+        self.wait0 = run.prefetch.wait_seconds
+        self.paused = 0.0  # eval/checkpoint seconds inside the interval, excluded from throughput
+
+    def add(self, step: int, values: np.ndarray) -> None:
+        """Record step `step`'s metrics; on a NaN/Inf loss write the row so far, then raise NonFiniteLossError."""
+        self.sums += values
+        self.steps += 1
+        self.last = values
+        if not np.all(np.isfinite(values[:3])):
+            self.write(step + 1)
+            loss = values[0] / max(values[3], 1.0)
+            raise NonFiniteLossError(
+                f"training loss is {loss} at step {step + 1}; metrics so far are in {self.run.workdir}/metrics.jsonl"
+            )
+
+    def write(self, completed: int) -> None:
+        """One metrics row for the steps since the last row; `completed` = steps done so far."""
+        if not self.steps:
+            return
+        r, now = self.run, time.perf_counter()
+        wall = max(now - self.t0 - self.paused, 1e-9)
+        s = dict(zip(STEP_METRICS, self.sums, strict=True))
+        k_count, w_count = s["knowledge_count"], s["count"] - s["knowledge_count"]
+        tokens_per_s = self.steps * r.tokens_per_step / wall
+        r.timers.add("train", wall)
+        row = {
+            "step": completed,
+            "loss": s["loss_sum"] / max(s["count"], 1.0),
+            "loss_knowledge": s["knowledge_loss_sum"] / k_count if k_count else None,
+            "loss_web": s["web_loss_sum"] / w_count if w_count else None,
+            "grad_norm": float(self.last[STEP_METRICS.index("grad_norm")]),
+            "lr": float(self.last[STEP_METRICS.index("lr")]),
+            "steps_in_row": self.steps,
+            "tokens_per_s": tokens_per_s,
+            "mfu": tokens_per_s * r.flops_per_token / r.peak_flops if r.peak_flops else None,
+            "data_wait_share": (r.prefetch.wait_seconds - self.wait0) / wall,
+            **r.counts(completed),
+            **r.timers.as_dict(),
+            "wall_time_s": r.wall_time(),
+        }
+        r.metrics_writer.write(row)
+        logging.info(
+            "step %d/%d loss %.4f (knowledge %s, web %s) | %.0f tok/s, MFU %s, data wait %.1f%% | exposures %.2f",
+            completed,
+            r.num_steps,
+            row["loss"],
+            "n/a" if row["loss_knowledge"] is None else f"{row['loss_knowledge']:.4f}",
+            "n/a" if row["loss_web"] is None else f"{row['loss_web']:.4f}",
+            tokens_per_s,
+            "n/a" if row["mfu"] is None else f"{row['mfu']:.2%}",
+            100 * row["data_wait_share"],
+            row["exposures"],
+        )
+        self.sums[:] = 0
+        self.steps = 0
+        self.t0, self.wait0, self.paused = now, r.prefetch.wait_seconds, 0.0
+
+
+# ------------------------------------------------------------------------------------------------------ public
+
+
+def check_config(config: ml_collections.ConfigDict) -> tuple[Any, dict]:
+    """All checks that need no data: keys, values, mesh and batch divisibility. Returns (mesh, rules)."""
+    config_lib.check_keys(config)
+    config_lib.check_values(config)
+    d, o = config.data, config.optim
+    ModelConfig.from_config(config.model.to_dict(), d.vocab_size, d.seq_len)
+    n = config.sharding.num_devices
+    if n != -1 and not (1 <= n <= jax.device_count()):
+        raise ValueError(f"sharding.num_devices={n}: must be -1 (all) or in [1, {jax.device_count()}]")
+    if n not in (-1, jax.device_count()) and jax.process_count() > 1:
+        raise ValueError(f"sharding.num_devices={n}: a multi-process run must use all {jax.device_count()} devices")
+    mesh = sharding.make_mesh(config.sharding.mesh.to_dict(), None if n == -1 else n)
+    rules = sharding.resolve_rules(config.sharding.rules.to_dict())
+    sharding.check_batch(d.global_batch, mesh, rules, key="data.global_batch")
+    if o.grad_accum < 1 or d.global_batch % o.grad_accum:
+        raise ValueError(f"optim.grad_accum={o.grad_accum}: must be >= 1 and divide data.global_batch={d.global_batch}")
+    sharding.check_batch(d.global_batch // o.grad_accum, mesh, rules, key="data.global_batch / optim.grad_accum")
+    sharding.check_batch(config.eval.batch_size, mesh, rules, key="eval.batch_size")
+    if d.global_batch % jax.process_count():
+        raise ValueError(f"data.global_batch={d.global_batch} does not divide over {jax.process_count()} processes")
+    return mesh, rules
+
+
+def _prepare(config: ml_collections.ConfigDict) -> Any:
+    """data_gen.prepare.prepare, run by process 0 first when there are several (they may share data.dir)."""
+    from jax.experimental import multihost_utils
+
+    from data_gen.prepare import prepare
+
+    if jax.process_count() == 1:
+        return prepare(config.data, config.seed)
+    if jax.process_index() == 0:
+        prepared = prepare(config.data, config.seed)
+    multihost_utils.sync_global_devices("mixlab: data prepared")
+    return prepared if jax.process_index() == 0 else prepare(config.data, config.seed)
+
+
+def _same_run(saved: dict, current: dict, where: str) -> None:
+    """Refuse a run folder written with another config (train.num_steps compared only if set explicitly)."""
+    ignore = checkpoint.RUNTIME_KEYS + ("derived.",)
+    if current["train"]["num_steps"] == 0:
+        ignore += ("train.num_steps",)
+    diff = checkpoint.config_diff(saved, current, ignore)
+    if diff:
+        a, b = checkpoint.flatten(saved), checkpoint.flatten(current)
+        lines = "; ".join(f"{k}: saved={a.get(k, '<missing>')!r} now={b.get(k, '<missing>')!r}" for k in diff)
+        raise checkpoint.ConfigMismatchError(f"{where} holds a run with a different config: {lines}")
+
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | None = None
+) -> dict[str, Any]:
+    """Train and evaluate one run in `workdir`; returns the final eval row.
+
+    A complete run returns its final eval row without training. `stop_after` ends the session after that many
+    steps (checkpointed, status stays "running"), e.g. for time-sliced jobs; relaunching continues the run.
+    """
+    config = ml_collections.ConfigDict(config.to_dict())  # a private, unlocked copy with placeholders resolved
+    mesh, rules = check_config(config)
+    os.makedirs(workdir, exist_ok=True)
+    config_path, status_path = os.path.join(workdir, "config.json"), os.path.join(workdir, "status.json")
+    requested = config_lib.as_dict(config)
+    if os.path.exists(config_path):
+        _same_run(_read_json(config_path), requested, f"run folder {workdir}")
+        if os.path.exists(status_path) and _read_json(status_path)["status"] == "complete":
+            logging.info("%s is complete; nothing to do", workdir)
+            return _last_eval_row(workdir)
+    is_writer = jax.process_index() == 0
+    t0 = time.perf_counter()
+
+    def status(value: str, error: str | None = None, wall: float | None = None) -> None:
+        if is_writer:
+            wall = time.perf_counter() - t0 if wall is None else wall
+            _write_json(status_path, {"status": value, "error": error, "wall_time_s": wall})
+
+    status("running")
+    run = None
+    try:
+        run = _Run(config, workdir, mesh, rules, _prepare(config))
+        config.train.num_steps = run.num_steps
+        resolved = {**config_lib.as_dict(config), "derived": run.derived()}
+        run.checkpointed_config = config_lib.as_dict(config)
+        if is_writer:
+            _write_json(config_path, resolved)
+        result = run.loop(stop_after)
+    except BaseException as e:
+        status("failed", f"{type(e).__name__}: {e}", run.wall_time() if run else None)
+        raise
+    finally:
+        if run is not None:
+            run.metrics_writer.close()
+            run.eval_writer.close()
+    status("complete" if "stopped_early" not in result else "running", None, run.wall_time())
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------- main
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Training config: path/to/config.py[:arg].")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run folder (created; resumed if it holds a checkpoint).")
+_STOP_AFTER = flags.DEFINE_integer("stop_after", None, "End this session after this many steps (checkpointed).")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host: this process's id.")
+_AUTO = flags.DEFINE_bool("distributed_auto", False, "Multi-host: let JAX detect the cluster (Slurm, MPI, TPU).")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    distributed.maybe_initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _AUTO.value)
+    logging.info(
+        "JAX %s: %d processes, %d devices (%s)",
+        jax.__version__,
+        jax.process_count(),
+        jax.device_count(),
+        jax.devices()[0].device_kind,
+    )
+    train_and_evaluate(_CONFIG.value, _WORKDIR.value, stop_after=_STOP_AFTER.value)
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["config", "workdir"])
+    app.run(main)

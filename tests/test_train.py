@@ -1,0 +1,203 @@
+"""The trainer end to end on tiny data: sharded == 1 device, bitwise resume, run-folder rules, bad configs, NaN."""
+
+import json
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from data_gen.synbio import Population, SynBio
+from data_gen.synbio_tokens import ByteTokenizer
+from data_gen.tokenizer import train_bpe
+from mixlab import checkpoint, train
+from mixlab.config import base_config
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> str:
+    """A small BPE tokenizer (trained on SynBio text) and a small synthetic web corpus, built once."""
+    root = tmp_path_factory.mktemp("data")
+    synbio = SynBio(Population(200, 0), ByteTokenizer(), 0)
+    train_bpe([synbio.render_text(p, 0) for p in range(200)], 512, root / "tokenizer.json")
+    return str(root)
+
+
+def tiny(data_dir: str, **overrides) -> "ml_collections.ConfigDict":  # noqa: F821
+    c = base_config()
+    c.data.update(dir=data_dir, web="synthetic", tokenizer=os.path.join(data_dir, "tokenizer.json"))
+    c.data.update(num_people=32, ratio=0.5, seq_len=192, global_batch=8)
+    c.data.synthetic.update(num_docs=200, num_patterns=2000)
+    c.model.update(size="t25k", num_layers=1)
+    c.optim.warmup_steps = 2
+    c.train.update(num_steps=6, log_every=1, eval_every=0, checkpoint_every=0, tensorboard=False)
+    c.eval.update(num_people=8, batch_size=64, web_batches=1)
+    for key, value in overrides.items():
+        section, name = key.split("__")
+        if name:
+            c[section][name] = value
+        else:
+            c[section] = value
+    return c
+
+
+def rows(workdir, name="metrics"):
+    with open(os.path.join(workdir, f"{name}.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+K = 3  # runs train 2K steps; the resume tests stop after K and restart
+
+
+def _final_params(workdir) -> list[np.ndarray]:
+    state, _ = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), 1, 0, {}).read_numpy()
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(state)]
+
+
+def _without(row: dict, keys=("eval_time_s", "wall_time_s")) -> dict:
+    return {k: v for k, v in row.items() if k not in keys}
+
+
+def sharded(data_dir: str, **overrides):
+    """(data=2, fsdp=2, tensor=2) over the 8 virtual CPU devices."""
+    c = tiny(data_dir, train__num_steps=2 * K, train__eval_every=K, **overrides)
+    c.sharding.mesh.update(data=2, fsdp=2, tensor=2)
+    return c
+
+
+def one_device(data_dir: str, **overrides):
+    c = tiny(data_dir, train__num_steps=2 * K, train__eval_every=K, sharding__num_devices=1, **overrides)
+    c.sharding.mesh.update(data=1, fsdp=1, tensor=1)
+    return c
+
+
+@pytest.fixture(scope="module")
+def straight(data_dir, tmp_path_factory) -> tuple[str, dict]:
+    """2K steps in one go on the (2, 2, 2) mesh: (workdir, final eval row)."""
+    assert jax.device_count() == 8
+    workdir = str(tmp_path_factory.mktemp("straight"))
+    return workdir, train.train_and_evaluate(sharded(data_dir), workdir)
+
+
+@pytest.fixture(scope="module")
+def stopped(data_dir, tmp_path_factory) -> str:
+    """K steps on the (2, 2, 2) mesh, then stopped: a run folder holding the step-K checkpoint."""
+    workdir = str(tmp_path_factory.mktemp("stopped") / "run")
+    assert train.train_and_evaluate(sharded(data_dir), workdir, stop_after=K) == {"step": K, "stopped_early": True}
+    assert json.load(open(os.path.join(workdir, "status.json")))["status"] == "running"
+    return workdir
+
+
+def test_sharded_losses_equal_one_device(data_dir, tmp_path, straight):
+    """(data=2, fsdp=2, tensor=2) on 8 virtual CPU devices vs 1 device: the same losses to 1e-5 relative."""
+    train.train_and_evaluate(one_device(data_dir), str(tmp_path))
+    a, b = rows(tmp_path), rows(straight[0])
+    assert [r["step"] for r in a] == [r["step"] for r in b] == list(range(1, 2 * K + 1))
+    for key in ("loss", "loss_knowledge", "loss_web", "grad_norm"):
+        np.testing.assert_allclose([r[key] for r in b], [r[key] for r in a], rtol=1e-5, err_msg=key)
+    assert a[-1]["loss"] < a[0]["loss"]  # it trains
+    assert json.load(open(os.path.join(straight[0], "config.json")))["derived"]["num_devices"] == 8
+    assert json.load(open(tmp_path / "config.json"))["derived"]["num_devices"] == 1
+
+
+def test_resume_is_bitwise(data_dir, tmp_path, straight, stopped):
+    workdir, final = straight
+    resumed = str(tmp_path / "resumed")
+    shutil.copytree(stopped, resumed)
+    assert _without(train.train_and_evaluate(sharded(data_dir), resumed)) == _without(final)
+    assert json.load(open(os.path.join(resumed, "status.json")))["status"] == "complete"
+    a, b = _final_params(workdir), _final_params(resumed)
+    assert len(a) == len(b) > 10
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert [r["loss"] for r in rows(workdir)] == [r["loss"] for r in rows(resumed)]
+    assert [r["step"] for r in rows(resumed, "eval")] == [K, 2 * K]
+
+
+def test_checkpoint_from_8_devices_resumes_on_1(data_dir, tmp_path, straight, stopped):
+    moved = str(tmp_path / "moved")
+    shutil.copytree(stopped, moved)
+    final = train.train_and_evaluate(one_device(data_dir), moved)  # the mesh may change between sessions
+    assert json.load(open(os.path.join(moved, "config.json")))["derived"]["num_devices"] == 1
+    np.testing.assert_allclose([r["loss"] for r in rows(moved)], [r["loss"] for r in rows(straight[0])], rtol=1e-5)
+    assert final["acc"] == straight[1]["acc"] and final["value_loss"] == pytest.approx(straight[1]["value_loss"], 1e-4)
+
+
+def test_run_folder_rules(data_dir, straight):
+    workdir, final = straight
+    cfg = sharded(data_dir)
+    # A complete run returns its final row at once and rewrites nothing.
+    mtimes = {f: os.path.getmtime(os.path.join(workdir, f)) for f in os.listdir(workdir)}
+    assert train.train_and_evaluate(cfg, workdir) == final
+    assert mtimes == {f: os.path.getmtime(os.path.join(workdir, f)) for f in os.listdir(workdir)}
+    # A different config in the same folder is refused, naming the keys.
+    with pytest.raises(checkpoint.ConfigMismatchError, match=r"data\.ratio: saved=0\.5 now=0\.25.*seed"):
+        train.train_and_evaluate(sharded(data_dir, data__ratio=0.25, seed__=3), workdir)
+
+
+def test_outputs_have_the_contract_fields(straight):
+    workdir, row = straight
+    resolved = json.load(open(os.path.join(workdir, "config.json")))
+    d = resolved["derived"]
+    assert resolved["train"]["num_steps"] == d["num_steps"] == 2 * K
+    for key in ("step", "tokens", "knowledge_tokens", "web_tokens", "exposures", "acc", "acc_se", "n_eval",
+                "n_correct", "value_loss", "bits_stored", "bits_per_param", "web_loss", "wall_time_s",
+                "acc_birth_date", "acc_employer"):  # fmt: skip
+        assert key in row, key
+    assert row["step"] == 2 * K and row["tokens"] == 2 * K * 8 * 192 and row["n_eval"] == 8 * 25
+    assert row["knowledge_tokens"] == 2 * K * round(0.5 * 8 * 192) == 2 * K * d["knowledge_tokens_per_step"]
+    # every completed document is one exposure: mean exposures ~ knowledge tokens / (people * tokens per document)
+    approx = row["knowledge_tokens"] / (32 * d["tokens_per_exposure"])
+    assert abs(row["exposures"] - approx) <= 1.0 / 32 + 0.1 * approx
+    logged = rows(workdir)
+    assert [r["step"] for r in logged] == list(range(1, 2 * K + 1))
+    for key in ("tokens_per_s", "mfu", "data_wait_share", "time_compile_s", "knowledge_tokens", "web_tokens",
+                "exposures", "exposures_min", "loss_knowledge", "loss_web"):  # fmt: skip
+        assert key in logged[-1], key
+    assert logged[-1]["mfu"] > 0 and logged[-1]["time_compile_s"] > 0 and 0 <= logged[-1]["data_wait_share"] < 1
+    assert json.load(open(os.path.join(workdir, "status.json")))["status"] == "complete"
+
+
+def test_num_steps_from_exposures_or_tokens(data_dir, tmp_path):
+    """train.exposures (per person) and train.tokens resolve to num_steps in config.json (stop_after=0: no training)."""
+    train.train_and_evaluate(
+        tiny(data_dir, train__num_steps=0, train__exposures=3.0), str(tmp_path / "e"), stop_after=0
+    )
+    d = json.load(open(tmp_path / "e" / "config.json"))["derived"]
+    assert d["num_steps"] == int(np.ceil(3.0 * 32 * d["tokens_per_exposure"] / d["knowledge_tokens_per_step"]))
+    train.train_and_evaluate(
+        tiny(data_dir, train__num_steps=0, train__tokens=10_000), str(tmp_path / "t"), stop_after=0
+    )
+    assert json.load(open(tmp_path / "t" / "config.json"))["train"]["num_steps"] == int(np.ceil(10_000 / (8 * 192)))
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda c: c.data.__setitem__("ratioo", 0.3), r"unknown config key.*data\.ratioo"),
+        (lambda c: c.data.__setitem__("ratio", 1.5), r"data\.ratio=1\.5"),
+        (lambda c: c.data.__setitem__("ratio", -0.1), r"data\.ratio=-0\.1"),
+        (lambda c: c.sharding.mesh.update(data=3, fsdp=1, tensor=1), r"sharding\.mesh.*does not divide"),
+        (lambda c: c.data.__setitem__("global_batch", 12), r"data\.global_batch=12.*data-parallel size 8"),
+        (lambda c: c.optim.__setitem__("grad_accum", 4), r"data\.global_batch / optim\.grad_accum"),
+        (lambda c: c.train.__setitem__("tokens", 1000), r"exactly one of"),
+        (lambda c: c.model.__setitem__("size", "t1"), r"model\.size='t1'"),
+    ],
+)
+def test_bad_config_is_a_clear_error_before_anything_runs(data_dir, tmp_path, change, match):
+    cfg = tiny(data_dir)
+    change(cfg)
+    with pytest.raises((ValueError, KeyError), match=match):
+        train.train_and_evaluate(cfg, str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()  # nothing written, nothing compiled
+
+
+def test_nan_loss_stops_with_a_clear_error_after_writing_metrics(data_dir, tmp_path):
+    cfg = tiny(data_dir, optim__lr=1e30, optim__warmup_steps=0, train__num_steps=8)
+    with pytest.raises(train.NonFiniteLossError, match="training loss is nan"):
+        train.train_and_evaluate(cfg, str(tmp_path))
+    logged = rows(tmp_path)
+    assert logged and not np.isfinite(logged[-1]["loss"]) and all(np.isfinite(r["loss"]) for r in logged[:-1])
+    status = json.load(open(tmp_path / "status.json"))
+    assert status["status"] == "failed" and "NonFiniteLossError" in status["error"]
