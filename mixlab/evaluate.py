@@ -19,7 +19,7 @@ import numpy as np
 from data_gen.synbio import ATTRIBUTES
 
 LogitsFn = Callable[[Any, jax.Array], jax.Array]  # (params, tokens_BxL) -> logits_BxLxV
-WIDTH_STEP = 16  # memorization batch widths are multiples of this (see score_items)
+WIDTH_STEP = 8  # memorization batch widths are multiples of this (see score_items)
 
 
 class EvalItems(Protocol):
@@ -208,13 +208,13 @@ def memorization(
     if any(pool_sizes[a] < 1 for a in ATTRIBUTES):
         raise ValueError(f"pool_sizes must be >= 1, got {dict(pool_sizes)}")
 
-    correct, loss_nats = score_items(logits_fn, params, eval_set, batch_size)
     people, person_index = np.unique(eval_set.person, return_inverse=True)
     n_people = len(people)
     if population_size is None:
         population_size = n_people
     if population_size < n_people:
         raise ValueError(f"population_size={population_size} is smaller than the {n_people} people evaluated")
+    correct, loss_nats = score_items(logits_fn, params, eval_set, batch_size)
     items_pp = np.bincount(person_index, minlength=n_people)
     correct_pp = np.bincount(person_index, weights=correct, minlength=n_people)
     attribute = np.asarray(eval_set.attribute)

@@ -132,12 +132,12 @@ def test_per_attribute_counts():
 
 
 def test_independent_of_batch_size_and_padding():
-    items, table, pools = bigram_case(seed=1)
-    base = evaluate.memorization(bigram_logits, table, items, batch_size=1, pool_sizes=pools)
+    items, table, pools = bigram_case(seed=1, max_prompt=20)
+    base = evaluate.memorization(bigram_logits, table, items, batch_size=7, pool_sizes=pools)
     wide = dataclasses.replace(
         items, prompt=np.pad(items.prompt, ((0, 0), (0, 3))), value=np.pad(items.value, ((0, 0), (0, 2)))
     )
-    for batch_size, case in [(7, items), (64, items), (1000, items), (13, wide)]:
+    for batch_size, case in [(1000, items), (13, wide)]:
         got = evaluate.memorization(bigram_logits, table, case, batch_size=batch_size, pool_sizes=pools)
         assert got.keys() == base.keys()
         for key, value in base.items():
@@ -276,7 +276,17 @@ def toy_bios(seed: int = 0) -> EvalSet:
 def train_tiny(items: EvalSet, steps: int, seed: int = 0):
     """Train a tiny mixlab Transformer on the items of templates 0-3 (template 4 is held out)."""
     cfg = model.ModelConfig(vocab_size=VOCAB, num_layers=1, D=64, H=4, max_len=16)
-    graphdef, params = nnx.split(model.Transformer(cfg, rngs=nnx.Rngs(seed)), nnx.Param)
+
+    abstract = nnx.eval_shape(lambda: model.Transformer(cfg, rngs=nnx.Rngs(seed)))
+    graphdef, params = nnx.split(abstract, nnx.Param)
+    rng = np.random.default_rng(seed)
+
+    def init(path, x):  # numpy draws: compiling the model's RNG initializers costs more than this whole test
+        if "scale" in jax.tree_util.keystr(path):
+            return jnp.ones(x.shape, jnp.float32)
+        return jnp.asarray(rng.normal(0.0, 0.05, x.shape), jnp.float32)
+
+    params = jax.tree_util.tree_map_with_path(init, params)
     train = items.template < TEMPLATES - 1
     pl, vl = items.prompt_len[train], items.value_len[train]
     width = items.prompt.shape[1] + items.value.shape[1]
@@ -328,15 +338,12 @@ def greedy_decode(logits_fn, params, items: EvalSet, seed: int = 0) -> np.ndarra
 
 def test_teacher_forced_exact_match_equals_greedy_decoding():
     items = toy_bios()
-    graphdef, params, final_loss = train_tiny(items, steps=300)
+    graphdef, params, final_loss = train_tiny(items, steps=150)
     logits_fn = functools.partial(model.apply, graphdef)
     tf_correct, _ = evaluate.score_items(logits_fn, params, items, batch_size=64)
     greedy = greedy_decode(logits_fn, params, items)
     assert 0 < tf_correct.sum() < len(tf_correct), f"need correct and incorrect items, got {tf_correct.mean():.2f}"
     np.testing.assert_array_equal(tf_correct, greedy)
-    pools = dict.fromkeys(ATTRIBUTES, 8)
-    full = evaluate.memorization(logits_fn, params, items, batch_size=64, pool_sizes=pools)
-    other = evaluate.memorization(logits_fn, params, items, batch_size=17, pool_sizes=pools)
-    assert full["n_correct"] == int(greedy.sum()) == other["n_correct"]
-    assert other["value_loss"] == pytest.approx(full["value_loss"], rel=1e-5)
+    full = evaluate.memorization(logits_fn, params, items, batch_size=64, pool_sizes=dict.fromkeys(ATTRIBUTES, 8))
+    assert full["n_correct"] == int(greedy.sum())
     assert full["bits_stored"] > 0, f"a trained model stores some bits (final train loss {final_loss:.3f})"
