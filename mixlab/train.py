@@ -13,7 +13,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging as std_logging
 import os
+import sys
 import time
 from typing import Any
 
@@ -22,7 +24,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from absl import app, flags, logging
+from absl import app, flags
+from absl import logging as absl_logging
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 from ml_collections import config_flags
@@ -35,6 +38,21 @@ from mixlab.model import ModelConfig, Transformer, apply, param_counts
 
 # Order of the per-step metric vector fetched (one step late) from the device.
 STEP_METRICS = ("loss_sum", "knowledge_loss_sum", "web_loss_sum", "count", "knowledge_count", "grad_norm", "lr")
+
+
+def _progress_logger() -> std_logging.Logger:
+    """Readable progress lines on stderr, independent of absl's verbosity (which also governs orbax's chatter)."""
+    logger = std_logging.getLogger("mixlab.train")
+    if not logger.handlers:
+        handler = std_logging.StreamHandler(sys.stderr)
+        handler.setFormatter(std_logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(std_logging.INFO)
+        logger.propagate = False
+    return logger
+
+
+logging = _progress_logger()
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -567,12 +585,21 @@ _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "Multi-host: hos
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host: this process's id.")
 _AUTO = flags.DEFINE_bool("distributed_auto", False, "Multi-host: let JAX detect the cluster (Slurm, MPI, TPU).")
+_JAX_CACHE = flags.DEFINE_string(
+    "jax_cache_dir",
+    os.environ.get("JAX_COMPILATION_CACHE_DIR", ".cache/jax"),
+    "Persistent XLA compilation cache shared by runs of equal shapes ('' = off).",
+)
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    if not flags.FLAGS["verbosity"].present:
+        absl_logging.set_verbosity(absl_logging.WARNING)  # orbax logs every checkpoint step at INFO
     distributed.maybe_initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _AUTO.value)
+    if _JAX_CACHE.value:
+        jax.config.update("jax_compilation_cache_dir", _JAX_CACHE.value)
     logging.info(
         "JAX %s: %d processes, %d devices (%s)",
         jax.__version__,

@@ -1,0 +1,91 @@
+"""Config files: they load, every key is known, arg strings and overrides work, docstrings match the code."""
+
+import importlib
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from experiments.configs.common import cost_summary
+from mixlab import config as config_lib
+
+CONFIGS = ("tiny", "pythia")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load(name):
+    return importlib.import_module(f"experiments.configs.{name}")
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("arg", ["", "runlocal", "size=t100k,ratio=0.35,seed=3,people=500,steps=77"])
+def test_configs_load_with_known_keys_and_valid_values(name, arg):
+    c = load(name).get_config(arg)
+    config_lib.check_keys(c)
+    config_lib.check_values(c)
+    if "size=" in arg:
+        assert (c.model.size, c.data.ratio, c.seed, c.data.num_people) == ("t100k", 0.35, 3, 500)
+        assert c.train.num_steps == 77 and type(c.data.num_people) is int
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_docstring_gives_commands_and_the_costs_the_code_computes(name):
+    module = load(name)
+    doc = module.__doc__
+    assert f"python -m mixlab.train --config=experiments/configs/{name}.py:" in doc
+    assert f"--config=experiments/configs/{name}.py:runlocal" in doc and "Expected result" in doc
+    lines = re.findall(r"^    (\S+): params ([\d,]+) total / ([\d,]+) non-embedding; ([\d,]+) tokens;", doc, re.M)
+    assert {arg for arg, *_ in lines} >= {"runlocal"}
+    for arg, total, non_embedding, tokens in lines:
+        s = cost_summary(module.get_config("" if arg == "(default)" else arg))
+        got = (s["params_total"], s["params_non_embedding"], s["tokens"])
+        assert got == tuple(int(x.replace(",", "")) for x in (total, non_embedding, tokens)), (arg, got)
+
+
+def test_pythia_is_the_paper_setup():
+    c = load("pythia").get_config("")
+    assert (c.data.seq_len, c.data.global_batch, c.train.tokens) == (2048, 512, 32_000_000_000)
+    assert (c.optim.schedule, c.optim.lr, c.optim.warmup_steps, c.optim.decay_fraction) == ("wsd", 1e-3, 160, 0.1)
+    assert (c.optim.b1, c.optim.b2, c.optim.weight_decay, c.optim.clip_norm) == (0.9, 0.95, 0.1, 1.0)
+    assert c.model.dtype == "bfloat16"
+
+
+@pytest.mark.parametrize(
+    "arg, match", [("sise=t1", "'sise'"), ("ratio=abc", "data.ratio"), ("fast", "'fast'"), ("steps=1.5", "train")]
+)
+def test_bad_arg_strings(arg, match):
+    with pytest.raises(ValueError, match=re.escape(match)):
+        load("tiny").get_config(arg)
+
+
+def _cli(*args, timeout=120):
+    env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
+    return subprocess.run(
+        [sys.executable, "-m", "mixlab.train", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_cli_rejects_an_unknown_override_key(tmp_path):
+    out = _cli("--config=experiments/configs/tiny.py:runlocal", f"--workdir={tmp_path}/run", "--config.data.ratoi=0.3")
+    assert out.returncode != 0 and "ratoi" in out.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CONFIGS)
+def test_runlocal_trains_on_cpu_in_under_a_minute(name, tmp_path):
+    """Cold start included once the data is prepared (the first call may build data/ for the synthetic web)."""
+    _cli(f"--config=experiments/configs/{name}.py:runlocal", f"--workdir={tmp_path}/warm", "--jax_cache_dir=")
+    t0 = time.perf_counter()
+    out = _cli(f"--config=experiments/configs/{name}.py:runlocal", f"--workdir={tmp_path}/run", "--jax_cache_dir=")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert time.perf_counter() - t0 < 60
+    assert '"status": "complete"' in (tmp_path / "run" / "status.json").read_text()
