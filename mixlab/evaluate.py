@@ -196,7 +196,9 @@ def memorization(
 
     Returns a dict of python numbers: acc, acc_se (people as clusters), n_eval, n_correct, n_people,
     acc_<attribute>, value_loss (nats per value token), bits_stored (sum over the evaluated people),
-    bits_per_person (their mean) and bits_stored_total (bits_per_person * population_size).
+    bits_per_person (their mean), bits_stored_total (bits_per_person * population_size) and
+    bits_per_person_pooled (sum over attributes of max(0, log2(pool) - the attribute's mean loss over all items):
+    the population-level form of the bound; when every person has every attribute, bits_per_person >= it).
     """
     if pool_sizes is None:
         pool_sizes = getattr(eval_set, "pool_sizes", None)
@@ -231,10 +233,14 @@ def memorization(
         out[f"acc_{name}"] = float(correct[sel].mean()) if sel.any() else float("nan")
     out["value_loss"] = float(loss_nats.sum() / np.sum(eval_set.value_len))
     pool_bits = np.log2(np.array([pool_sizes[a] for a in ATTRIBUTES], np.float64))
-    bits_pp = bits_lower_bound(loss_nats / math.log(2), person_index, attribute, pool_bits, n_people)
+    loss_bits = loss_nats / math.log(2)
+    bits_pp = bits_lower_bound(loss_bits, person_index, attribute, pool_bits, n_people)
     out["bits_stored"] = float(bits_pp.sum())
     out["bits_per_person"] = float(bits_pp.mean())
     out["bits_stored_total"] = float(bits_pp.mean() * population_size)
+    # the same bound with the loss averaged over all evaluated people before the clip (no per-person clipping)
+    pooled = bits_lower_bound(loss_bits, np.zeros_like(person_index), attribute, pool_bits, 1)
+    out["bits_per_person_pooled"] = float(pooled[0])
     return out
 
 

@@ -62,6 +62,7 @@ def bigram_case(seed: int = 0, people: int = 7, templates: int = 3, vocab: int =
                     prev = tok
                 rows.append((p, a, t, prompt, value))
     pools = {name: int(rng.integers(2, 5000)) for name in ATTRIBUTES}
+    pools["birth_city"], pools["major"] = 32, 64  # the max(0, .) clip binds for some people, not all
     return make_items(rows), jnp.asarray(table), pools
 
 
@@ -92,6 +93,10 @@ def reference(table: np.ndarray, items: EvalSet, pools: dict[str, int]) -> dict[
             total += max(0.0, math.log2(pools[name]) - np.mean(loss[sel] / math.log(2)))
         bits.append(total)
     out["bits_stored"] = sum(bits)
+    out["bits_per_person_pooled"] = sum(
+        max(0.0, math.log2(pools[name]) - np.mean(loss[items.attribute == a] / math.log(2)))
+        for a, name in enumerate(ATTRIBUTES)
+    )
     out["acc_se"] = np.std(person_acc, ddof=1) / math.sqrt(len(person_acc))
     return out
 
@@ -112,9 +117,11 @@ def test_accounting_matches_per_item_reference():
     assert 0.2 < want["acc"] < 0.8, "the case must hold both correct and incorrect items"
     assert got["n_correct"] == want["n_correct"]
     assert got["n_eval"] == len(items.prompt) and got["n_people"] == 7
-    for key in ["acc", "value_loss", "bits_stored", "acc_se", *(f"acc_{a}" for a in ATTRIBUTES)]:
+    keys = ["acc", "value_loss", "bits_stored", "bits_per_person_pooled", "acc_se"]
+    for key in keys + [f"acc_{a}" for a in ATTRIBUTES]:
         assert got[key] == pytest.approx(want[key], rel=1e-5), key
     assert got["bits_per_person"] == pytest.approx(want["bits_stored"] / 7, rel=1e-5)
+    assert got["bits_per_person"] > got["bits_per_person_pooled"] + 0.5, "the case must exercise the per-person clip"
     assert got["bits_stored_total"] == pytest.approx(got["bits_stored"], rel=1e-12)
 
 
@@ -163,6 +170,9 @@ def test_bits_stored_hand_computed():
     assert got["bits_stored"] == pytest.approx(11.0)
     assert got["bits_per_person"] == pytest.approx(5.5)
     assert got["bits_stored_total"] == pytest.approx(55.0)
+    # pooled over people: birth_date 10 - (8 + 4) / 2 = 4, city 0, university 8 - 6 = 2, major 0, employer
+    # max(0, 5 - (4 + 12) / 2) = 0
+    assert got["bits_per_person_pooled"] == pytest.approx(6.0)
     assert got["value_loss"] == pytest.approx(math.log(16), rel=1e-6)
     assert got["n_correct"] == 0
 
