@@ -301,7 +301,8 @@ def run_sweep(
     ("skipped" = was already complete, "complete", "failed").
 
     `prepare(config)` runs here, once per distinct config.data of the runs to train, before any worker starts, so
-    that parallel workers only load data and never build the same files at once (None: the trainer builds it)."""
+    that workers only load the data instead of each building the same files (safe, but N times the work; None: the
+    trainer builds what is missing)."""
     configs = [point_config(sweep, point) for point in sweep.points]  # fail fast on a bad override
     sweep_dir = Path(runs_dir) / sweep.name
     todo = shard(list(zip(sweep.run_ids(), sweep.points, strict=True)), shard_index, num_shards)
@@ -376,14 +377,17 @@ def _start(
 
 
 def plan(sweep: Sweep, shard_index: int = 0, num_shards: int = 1) -> str:
-    """This shard's runs and their cost, plus totals: parameters, tokens, 6ND FLOPs, model FLOPs (6 x matmul
-    params + attention) and hours of one H100/H200 at 40% MFU (experiments.configs.common.cost_summary)."""
+    """This shard's runs and their cost, plus totals: parameters, tokens, 6ND FLOPs (N = total parameters), model
+    FLOPs (6 x matmul params + attention, what MFU counts), and hours of one H100/H200 at 40% MFU for each
+    (experiments.configs.common.cost_summary; 989 TFLOP/s dense bf16)."""
     from experiments.configs.common import cost_summary
 
     rows, skipped = [], []
     for rid, point in shard(list(zip(sweep.run_ids(), sweep.points, strict=True)), shard_index, num_shards):
         try:
-            rows.append({"run_id": rid, **cost_summary(point_config(sweep, point))})
+            cost = cost_summary(point_config(sweep, point))
+            hours_per_flop = cost["h100_hours_at_40pct_mfu"] / cost["model_flops"]
+            rows.append({"run_id": rid, **cost, "h100_hours_6nd": cost["six_nd"] * hours_per_flop})
         except ValueError as e:  # a budget in train.exposures: its tokens depend on the data
             skipped.append(f"{rid}: {e}")
     if not rows:
@@ -392,8 +396,9 @@ def plan(sweep: Sweep, shard_index: int = 0, num_shards: int = 1) -> str:
     total = df.drop(columns="run_id").sum()
     lines = [
         df.to_string(index=False, float_format=lambda x: f"{x:.3g}"),
-        f"total of {len(df)} runs: {total['tokens']:.4g} tokens, 6ND {total['six_nd']:.3g} FLOPs, model FLOPs "
-        f"{total['model_flops']:.3g}, {total['h100_hours_at_40pct_mfu']:.4g} H100/H200-hours at 40% MFU",
+        f"total of {len(df)} runs: {total['tokens']:.4g} tokens; 6ND {total['six_nd']:.3g} FLOPs = "
+        f"{total['h100_hours_6nd']:.4g} H100/H200-hours at 40% MFU; model FLOPs {total['model_flops']:.3g} = "
+        f"{total['h100_hours_at_40pct_mfu']:.4g} H100/H200-hours at 40% MFU",
     ]
     return "\n".join(lines + [f"no cost (needs the data): {s}" for s in skipped])
 

@@ -352,6 +352,22 @@ def test_plan_prices_each_run_with_the_config_cost_summary(tmp_path):
     costs = [cost_summary(point_config(sweep, p)) for p in points[:2]]
     assert f"{costs[1]['params_total']}" in text and f"{costs[0]['params_total']}" in text
     hours = sum(c["h100_hours_at_40pct_mfu"] for c in costs)
-    assert f"total of 2 runs: {20 * 32 * 64:.4g} tokens" in text and f"{hours:.4g} H100/H200-hours" in text
+    hours_6nd = sum(c["six_nd"] / c["model_flops"] * c["h100_hours_at_40pct_mfu"] for c in costs)
+    assert f"total of 2 runs: {20 * 32 * 64:.4g} tokens" in text
+    assert f"= {hours_6nd:.4g} H100/H200-hours" in text and f"= {hours:.4g} H100/H200-hours" in text
     assert "no cost (needs the data): size=t57k" not in text and "exposures=3.0: " in text
     assert plan(sweep, 1, 2).count("\n") < text.count("\n")
+
+
+def test_paper_grids_cover_the_papers_sizes_and_ratios():
+    grid_320k = load_sweep("experiments/configs/paper_grid.py:320k")
+    assert len(grid_320k.points) == 40 and grid_320k.run_ids()[:2] == ["size=14m,ratio=0.1", "size=14m,ratio=0.15"]
+    config = point_config(grid_320k, grid_320k.points[-1])
+    assert (config.model.size, config.data.ratio, config.data.num_people) == ("410m", 0.45, 320_000)
+    assert config.train.tokens == 32_000_000_000
+    grid_1m = load_sweep("experiments/configs/paper_grid.py:1.28m:/fw")
+    assert [p["model.size"] for p in grid_1m.points] == ["410m"] * 8
+    assert point_config(grid_1m, grid_1m.points[0]).data.num_people == 1_280_000
+    assert point_config(grid_1m, grid_1m.points[0]).data.web == "/fw"
+    with pytest.raises(ValueError, match="paper_grid arg"):
+        load_sweep("experiments/configs/paper_grid.py:2m")
