@@ -111,12 +111,20 @@ class StepSpec:
 
 @dataclasses.dataclass(frozen=True)
 class LogitsFn:
-    """(params, tokens_BxL) -> logits_BxLxV; hashable by value, so evaluate's jitted scorers are reused across runs."""
+    """(params, tokens_BxL) -> logits_BxLxV; hashable by value, so evaluate's jitted scorers are reused across runs.
+
+    With `replicate_on` set (multi-process runs), logits are gathered to every device, so the scorer's per-item
+    results are fully replicated and each process can read them (a batch-sharded result spans other hosts).
+    """
 
     graphdef: nnx.GraphDef
+    replicate_on: jax.sharding.Mesh | None = None
 
     def __call__(self, params: Any, tokens_BxL: jax.Array) -> jax.Array:
-        return apply(self.graphdef, params, tokens_BxL)
+        logits_BxLxV = apply(self.graphdef, params, tokens_BxL)
+        if self.replicate_on is None:
+            return logits_BxLxV
+        return jax.lax.with_sharding_constraint(logits_BxLxV, NamedSharding(self.replicate_on, PartitionSpec()))
 
 
 def train_step(spec: StepSpec, state: dict, batch: dict) -> tuple[dict, jax.Array]:
@@ -305,7 +313,7 @@ class _Run:
             self.timers = metrics.Timers(meta["timers"])
             self.wall_before = float(meta["wall_time_s"])
             logging.info("resumed from %s at step %d", ckpt.directory, start)
-        self.logits_fn = LogitsFn(spec.graphdef)
+        self.logits_fn = LogitsFn(spec.graphdef, self.mesh if jax.process_count() > 1 else None)
         batch_sharding = sharding.batch_sharding(self.mesh, self.rules)
         replicated = NamedSharding(self.mesh, PartitionSpec())
         step_fn = jax.jit(
