@@ -371,3 +371,21 @@ def test_paper_grids_cover_the_papers_sizes_and_ratios():
     assert point_config(grid_1m, grid_1m.points[0]).data.web == "/fw"
     with pytest.raises(ValueError, match="paper_grid arg"):
         load_sweep("experiments/configs/paper_grid.py:2m")
+
+
+@pytest.mark.slow
+def test_real_two_run_sweep_on_runlocal(tmp_path, monkeypatch):
+    """mixlab.train through the sweep: data prepared once, both runs complete, the table has their eval rows."""
+    from experiments.configs.common import cost_summary
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("XLA_FLAGS", "")  # one CPU device per run, not the 8 virtual devices of the test session
+    sweep = Sweep(name="real", config="experiments/configs/tiny.py:runlocal", points=grid({"data.ratio": [0.2, 0.8]}))
+    assert run_sweep(sweep, tmp_path, workers=2, progress=False) == {"ratio=0.2": "complete", "ratio=0.8": "complete"}
+    df = pd.read_csv(tmp_path / "real" / results.CSV_FILE)
+    config = point_config(sweep, sweep.points[0])
+    assert df["step"].tolist() == [15, 30, 15, 30] and df["final"].tolist() == [False, True, False, True]
+    assert set(df["params_total"]) == {cost_summary(config)["params_total"]}
+    final = df[df.final].set_index("ratio")
+    assert final.loc[0.8, "exposures"] > 3 * final.loc[0.2, "exposures"] > 0
+    assert run_sweep(sweep, tmp_path, workers=2, progress=False) == {"ratio=0.2": "skipped", "ratio=0.8": "skipped"}
