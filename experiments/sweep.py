@@ -38,6 +38,7 @@ from ml_collections import ConfigDict
 from tqdm import tqdm
 
 from experiments import results
+from mixlab.config import STEP_KEYS
 
 DEFAULT_TRAINER: tuple[str, ...] = (sys.executable, "-m", "mixlab.train")
 STATUS_FILE = "status.json"
@@ -147,7 +148,7 @@ def load_config(spec: str) -> ConfigDict:
 def point_config(sweep: Sweep, point: Mapping[str, Scalar]) -> ConfigDict:
     """The base config with the point's overrides applied; a clear error for an unknown key or a wrong type."""
     cfg = load_config(sweep.config)
-    for key, value in point.items():
+    for key, value in overrides(point).items():
         parent_key, _, leaf = key.rpartition(".")
         parent = cfg
         for part in parent_key.split(".") if parent_key else []:
@@ -191,10 +192,18 @@ def worker_env(threads: int, base: Mapping[str, str] | None = None) -> dict[str,
     return env
 
 
+def overrides(point: Mapping[str, Scalar]) -> dict[str, Scalar]:
+    """A point's config overrides: the point, plus 0 for the run-length keys (train.num_steps / tokens / exposures)
+    that it leaves out when it sets one of them, since exactly one gives the length (as in config-file args)."""
+    if not any(key in point for key in STEP_KEYS):
+        return dict(point)
+    return {**{key: 0 for key in STEP_KEYS if key not in point}, **point}
+
+
 def train_command(trainer: Sequence[str], config: str, run_dir: Path, point: Mapping[str, Scalar]) -> list[str]:
     """`trainer --config=... --workdir=... --config.key=value ...` for one point."""
-    overrides = [f"--config.{k}={format_value(k, v)}" for k, v in point.items()]
-    return [*trainer, f"--config={config}", f"--workdir={run_dir}", *overrides]
+    flags_ = [f"--config.{k}={format_value(k, v)}" for k, v in overrides(point).items()]
+    return [*trainer, f"--config={config}", f"--workdir={run_dir}", *flags_]
 
 
 def read_status(run_dir: Path) -> dict[str, Any]:

@@ -95,7 +95,7 @@ def get_config(arg=""):
         "seed": 0,
         "model": {"size": "t20k"},
         "data": {"ratio": 0.1, "num_people": 10},
-        "train": {"num_steps": 3 if arg == "runlocal" else 100},
+        "train": {"num_steps": 3 if arg == "runlocal" else 100, "tokens": 0, "exposures": 0.0},
         "fake": {"sleep_s": 0.0, "fail_at_step": -1},
     })
 """
@@ -186,10 +186,25 @@ def test_grid_rejects_a_bare_value():
 def test_train_command_round_trips_through_config_flags(fake, tmp_path):
     point = {"model.size": "t57k", "data.ratio": 0.25, "train.num_steps": 2, "fake.sleep_s": 0.0}
     command = train_command(fake["trainer"], fake["config"], tmp_path / "run", point)
-    assert command[2:5] == [f"--config={fake['config']}", f"--workdir={tmp_path / 'run'}", "--config.model.size=t57k"]
+    assert command[2:4] == [f"--config={fake['config']}", f"--workdir={tmp_path / 'run'}"]
+    assert "--config.model.size=t57k" in command and "--config.train.tokens=0" in command
     subprocess.run(command, check=True, capture_output=True, env=worker_env(1))
     resolved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (resolved["model"]["size"], resolved["data"]["ratio"], resolved["train"]["num_steps"]) == ("t57k", 0.25, 2)
+
+
+def test_a_run_length_key_zeroes_the_other_two(fake, tmp_path):
+    point = {"data.ratio": 0.5, "train.exposures": 3.0}
+    command = train_command(fake["trainer"], fake["config"], tmp_path, point)
+    assert command[-4:] == [
+        "--config.train.num_steps=0",
+        "--config.train.tokens=0",
+        "--config.data.ratio=0.5",
+        "--config.train.exposures=3.0",
+    ]
+    config = point_config(_sweep(fake), point)
+    assert (config.train.num_steps, config.train.tokens, config.train.exposures) == (0, 0, 3.0)
+    assert Sweep(name="s", config="c.py", points=[point]).run_ids() == ["ratio=0.5,exposures=3.0"]
 
 
 def test_point_config_checks_keys_and_types(fake):
