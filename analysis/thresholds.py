@@ -76,26 +76,6 @@ def _loglik(p: np.ndarray, k: np.ndarray, n: np.ndarray) -> float:
     return float((k * np.log(p) + (n - k) * np.log1p(-p)).sum())
 
 
-def _outside_range_p(lx, k_SxX, n_SxX, starts_SxP, lower, upper, ll_per_item: float, alpha: float = 0.05):
-    """(side, p) if pinning x* beyond one end of the sampled range is not rejected at level alpha, else None.
-
-    Likelihood-ratio test of "x* below the smallest x" and "x* above the largest x" against the free fit; a free fit
-    whose x* already lies outside gives p = 1.
-    """
-    total = n_SxX[0].sum()
-    for side, (m_lo, m_hi) in (("above", (lx[-1], upper[0])), ("below", (lower[0], lx[0]))):
-        lo_b, up_b = lower.copy(), upper.copy()
-        lo_b[0], up_b[0] = m_lo, m_hi
-        starts = starts_SxP.copy()
-        starts[:, 0] = np.where(np.arange(len(starts)) % 2, m_lo, 0.5 * (m_lo + m_hi))
-        _, f_c, _ = batched_minimize(_binomial_objective(lx, k_SxX, n_SxX), starts, lo_b, up_b, max_iter=500)
-        stat = max(2 * total * (float(np.nanmin(f_c)) + ll_per_item), 0.0)
-        p = float(chi2.sf(stat, 1))
-        if p >= alpha:
-            return side, p
-    return None
-
-
 @dataclass
 class SigmoidFit:
     """A sigmoid fit in log x with bootstrap CIs. If ok is False, the numbers are NaN and `reason` says why."""
@@ -187,13 +167,26 @@ def fit_sigmoid(
         for f in (0.03, 0.3)
     ]
 
-    starts_SxP = np.clip(np.array(starts), lower, upper)
-    kk, nn = np.broadcast_to(k, starts_SxP.shape[:1] + k.shape), np.broadcast_to(n, starts_SxP.shape[:1] + n.shape)
+    # One batch: free fits from every start, then fits with x* pinned above and below the sampled range (for the
+    # check that the data place the transition inside it).
+    free = np.clip(np.array(starts), lower, upper)
+    pinned_lo, pinned_hi = [], []
+    for m_lo, m_hi in ((lx[-1], upper[0]), (lower[0], lx[0])):
+        lo_b, up_b = lower.copy(), upper.copy()
+        lo_b[0], up_b[0] = m_lo, m_hi
+        pinned_lo.append(np.tile(lo_b, (len(free), 1)))
+        pinned_hi.append(np.tile(up_b, (len(free), 1)))
+    lows = np.concatenate([np.tile(lower, (len(free), 1)), *pinned_lo])
+    highs = np.concatenate([np.tile(upper, (len(free), 1)), *pinned_hi])
+    theta0 = np.clip(np.tile(free, (3, 1)), lows, highs)
+    kk, nn = np.broadcast_to(k, (len(theta0), len(k))), np.broadcast_to(n, (len(theta0), len(n)))
     msgs: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        th_s, f_s, conv_s = batched_minimize(_binomial_objective(lx, kk, nn), starts_SxP, lower, upper, max_iter=500)
+        th_all, f_all, conv_all = batched_minimize(_binomial_objective(lx, kk, nn), theta0, lows, highs, max_iter=500)
     msgs += [f"{w.category.__name__}: {w.message}" for w in caught]
+    th_s, f_s, conv_s = th_all[: len(free)], f_all[: len(free)], conv_all[: len(free)]
+    f_above, f_below = np.nanmin(f_all[len(free) : 2 * len(free)]), np.nanmin(f_all[2 * len(free) :])
     best = int(np.nanargmin(f_s))
     if not conv_s[best]:
         msgs.append("the best of the multi-start fits did not converge within 500 Levenberg-Marquardt iterations")
@@ -213,17 +206,17 @@ def fit_sigmoid(
             f"(sigmoid vs constant: likelihood-ratio p = {lr_p:.2g})",
             msgs,
         )
-    outside = _outside_range_p(lx, kk, nn, starts_SxP, lower, upper, ll / n.sum())
-    if outside is not None:
-        side, p_out = outside
-        return _failed(
-            SigmoidFit,
-            name,
-            f"transition not located inside the sampled range: a sigmoid with {name}* {side} "
-            f"[{xs[0]:g}, {xs[-1]:g}] fits about as well (likelihood-ratio p = {p_out:.2g}; unconstrained "
-            f"fit {name}* = {x_star:.3g})",
-            msgs,
-        )
+    for side, f_pinned in (("above", f_above), ("below", f_below)):
+        p_out = float(chi2.sf(max(2 * (ll + f_pinned * n.sum()), 0.0), 1))
+        if p_out >= 0.05:
+            return _failed(
+                SigmoidFit,
+                name,
+                f"transition not located inside the sampled range: a sigmoid with {name}* {side} "
+                f"[{xs[0]:g}, {xs[-1]:g}] fits about as well (likelihood-ratio p = {p_out:.2g}; unconstrained "
+                f"fit {name}* = {x_star:.3g})",
+                msgs,
+            )
     if np.isclose(theta[1], lower[1]) or np.isclose(theta[1], upper[1]):
         msgs.append(f"width w = {w:.3g} sits at a bound of its search range")
 
@@ -300,9 +293,9 @@ def _crossing_BxX(lx_X: np.ndarray, f_BxX: np.ndarray, target: float) -> np.ndar
     i = np.clip(first, 1, lx_X.shape[0] - 1)
     rows = np.arange(f_BxX.shape[0])
     f0, f1 = f_BxX[rows, i - 1], f_BxX[rows, i]
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # rows without a bracket are replaced below
         lxc = lx_X[i - 1] + (target - f0) * (lx_X[i] - lx_X[i - 1]) / (f1 - f0)
-    out = np.exp(lxc)
+        out = np.exp(lxc)
     out = np.where(first == 0, -np.inf, out)
     return np.where(~above.any(axis=1), np.inf, out)
 
