@@ -56,27 +56,18 @@ def select_eval_people(num_people_total: int, num_eval: int, seed: int) -> np.nd
 
 @functools.partial(jax.jit, static_argnums=0)
 def _score_batch(
-    logits_fn: LogitsFn,
-    params: Any,
-    tokens_BxL: jax.Array,
-    prompt_len_B: jax.Array,
-    value_BxLv: jax.Array,
-    value_len_B: jax.Array,
+    logits_fn: LogitsFn, params: Any, tokens_BxL: jax.Array, targets_BxL: jax.Array, value_mask_BxL: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
-    """Per row: exact match of the value under teacher forcing, and the value's loss (nats).
+    """Per row: exact match of the masked (value) targets under teacher forcing, and their summed loss (nats).
 
-    Only the logits that predict value tokens (positions prompt_len - 1 + j) enter the softmax.
+    Reductions over V (argmax, logsumexp, the target's logit) run straight on the logits: no log-softmax tensor.
     """
-    logits_BxLxV = logits_fn(params, tokens_BxL)
-    lv = value_BxLv.shape[1]
-    pos_BxLv = jnp.minimum(prompt_len_B[:, None] - 1 + jnp.arange(lv)[None, :], tokens_BxL.shape[1] - 1)
-    logits_BxLvxV = jnp.take_along_axis(logits_BxLxV, pos_BxLv[..., None], axis=1).astype(jnp.float32)
-    logp_BxLvxV = jax.nn.log_softmax(logits_BxLvxV, axis=-1)
-    target_logp_BxLv = jnp.take_along_axis(logp_BxLvxV, value_BxLv[..., None], axis=-1)[..., 0]
-    hit_BxLv = jnp.argmax(logits_BxLvxV, axis=-1) == value_BxLv
-    in_value_BxLv = jnp.arange(lv)[None, :] < value_len_B[:, None]
-    correct_B = jnp.all(hit_BxLv | ~in_value_BxLv, axis=-1)
-    loss_B = -jnp.sum(jnp.where(in_value_BxLv, target_logp_BxLv, 0.0), axis=-1)
+    logits_BxLxV = logits_fn(params, tokens_BxL).astype(jnp.float32)
+    hit_BxL = jnp.argmax(logits_BxLxV, axis=-1) == targets_BxL
+    target_logit_BxL = jnp.take_along_axis(logits_BxLxV, targets_BxL[..., None], axis=-1)[..., 0]
+    target_logp_BxL = target_logit_BxL - jax.nn.logsumexp(logits_BxLxV, axis=-1)
+    correct_B = jnp.all(hit_BxL | ~value_mask_BxL, axis=-1)
+    loss_B = -jnp.sum(jnp.where(value_mask_BxL, target_logp_BxL, 0.0), axis=-1)
     return correct_B, loss_B
 
 
@@ -129,14 +120,15 @@ def score_items(
     needed = eval_set.prompt_len + eval_set.value_len - 1
     order = np.argsort(needed, kind="stable")
     padded_order = np.concatenate([order, np.full(-e % batch_size, order[0])])
-    value = eval_set.value.astype(np.int32)
     outs = []
     for start in range(0, len(padded_order), batch_size):
         idx = padded_order[start : start + batch_size]
         width = min(full_width, -(-int(needed[idx].max()) // WIDTH_STEP) * WIDTH_STEP)
-        pl, vl = eval_set.prompt_len[idx], eval_set.value_len[idx]
-        tokens = teacher_forced_inputs(eval_set.prompt[idx], pl, value[idx], vl, width)
-        outs.append(_score_batch(logits_fn, params, tokens, pl.astype(np.int32), value[idx], vl.astype(np.int32)))
+        pl, vl = eval_set.prompt_len[idx][:, None], eval_set.value_len[idx][:, None]
+        seq = teacher_forced_inputs(eval_set.prompt[idx], pl[:, 0], eval_set.value[idx], vl[:, 0], width + 1)
+        t = np.arange(width)[None, :]  # input position t predicts seq[t + 1]; value tokens sit at pl .. pl+vl-1
+        value_mask = (t >= pl - 1) & (t < pl + vl - 1)
+        outs.append(_score_batch(logits_fn, params, seq[:, :-1], seq[:, 1:], value_mask))
     fetched = jax.device_get(outs)  # one sync: the batches above were dispatched asynchronously
     correct, loss = np.zeros(e, bool), np.zeros(e, np.float64)
     correct[order] = np.concatenate([c for c, _ in fetched])[:e]
