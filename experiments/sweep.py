@@ -5,10 +5,13 @@ list of config overrides, usually built with `grid`). Each point trains in `runs
 
     python -m mixlab.train --config=<base config> --workdir=<run dir> --config.<key>=<value> ...
 
-Completed runs (status.json "complete") are skipped; every other run is (re-)launched and the trainer resumes it from
-its checkpoint. A run that crashes is recorded as failed (status.json + train.log) and its siblings go on. Each of the
-N local workers is pinned to its share of the cores; `--shard_index/--num_shards` split the grid between hosts that
-share only a filesystem. At the end, runs/<sweep>/results.csv and .parquet are rebuilt from all run folders.
+(a point that sets one of train.num_steps/tokens/exposures also sets the other two to 0). Run ids are the overrides,
+readable: "size=t57k,ratio=0.2,seed=1". Completed runs (status.json "complete") are skipped; every other run is
+(re-)launched and the trainer resumes it from its checkpoint. A run that crashes is recorded as failed (status.json,
+with the trainer's output in train.log) and its siblings go on. Each distinct data set is prepared once before the
+workers start. Each of the N local workers is pinned to its share of the cores (one core: single-threaded XLA);
+`--shard_index/--num_shards` split the grid between hosts that share only a filesystem. At the end,
+runs/<sweep>/results.csv and .parquet are rebuilt from all run folders (experiments/results.py).
 
     python -m experiments.sweep --sweep=experiments/configs/<file>.py[:arg] --runs_dir=runs --workers=2 \
         [--shard_index=I --num_shards=K] [--table_only] [--plan]
