@@ -80,6 +80,7 @@ class Analysis:
     total_bits: float = math.nan
     theory_r: TheoryPrediction | None = None
     theory_cmp: pd.DataFrame | None = None
+    theory_m_cmp: pd.DataFrame | None = None
     exposure_pairs: pd.DataFrame | None = None
     tokens: pd.DataFrame | None = None
     growth: dict = field(default_factory=dict)
@@ -220,6 +221,12 @@ def _analyze(df, n_boot, targets, level, seed, bits_per_param, person_bits) -> A
             "ratio", sizes, a.web, a.capacity, a.p, a.total_bits, n_boot=n_boot, seed=seed, level=level
         )
         a.theory_cmp = compare(a.r_thresholds, a.theory_r, seed=seed)
+        if a.m_thresholds is not None:
+            ratios = a.m_thresholds.table["M"].to_numpy(float)
+            theory_m = predict(
+                "size", ratios, a.web, a.capacity, a.p, a.total_bits, n_boot=n_boot, seed=seed, level=level
+            )
+            a.theory_m_cmp = compare(a.m_thresholds, theory_m, seed=seed)
     else:
         a.missing["theory"] = "; ".join(
             m
@@ -342,14 +349,14 @@ def _verdict_theory(a: Analysis) -> Verdict:
     claim = "The capacity-allocation theory predicts r*(M) from web-only and knowledge-only runs"
     if a.theory_cmp is None:
         return Verdict(claim, "not testable", f"not testable: {a.missing.get('theory')}")
-    cmp = a.theory_cmp.dropna(subset=["ratio"])
+    cmp = a.theory_cmp.dropna(subset=["obs_pred"])
     if cmp.empty:
         return Verdict(claim, "not testable", "not testable: no size has both an observed and a predicted r*")
-    inside = ((cmp["ratio_lo"] <= 1) & (cmp["ratio_hi"] >= 1)).sum()
-    med = float(np.median(cmp["ratio"]))
+    inside = ((cmp["obs_pred_lo"] <= 1) & (cmp["obs_pred_hi"] >= 1)).sum()
+    med = float(np.median(cmp["obs_pred"]))
     sign = "above" if med > 1 else "below"
     parts = [
-        f"{r['size']}: observed/predicted = {r['ratio']:.2f} {_ci(r['ratio_lo'], r['ratio_hi'], '.2f')}"
+        f"{r['size']}: observed/predicted = {r['obs_pred']:.2f} {_ci(r['obs_pred_lo'], r['obs_pred_hi'], '.2f')}"
         for _, r in cmp.iterrows()
     ]
     exp_txt = ""
@@ -550,6 +557,9 @@ def write_report(a: Analysis, out: str | Path, *, source: str = "", targets=(0.4
             "",
         ]
         a.theory_cmp.to_csv(out / "theory_comparison.csv", index=False)
+    if a.theory_m_cmp is not None:
+        lines += ["### Observed vs predicted M* per ratio", "", _table_md(a.theory_m_cmp), ""]
+        a.theory_m_cmp.to_csv(out / "theory_comparison_size.csv", index=False)
     if a.exposure_pairs is not None and not a.exposure_pairs.empty:
         lines += ["## Equal-exposure comparisons", "", _table_md(a.exposure_pairs), ""]
     if a.tokens is not None:

@@ -281,9 +281,10 @@ def _log_slope(x: np.ndarray, y_BxS: np.ndarray) -> np.ndarray:
 
 
 def compare(observed: ThresholdSet, prediction: TheoryPrediction, *, seed: int = 0) -> pd.DataFrame:
-    """Observed thresholds vs predicted at the same group values: ratio observed/predicted with a bootstrap CI.
+    """Observed thresholds vs predicted at the same group values: obs_pred = observed / predicted, with a CI.
 
-    The ratio's draws pair each observed bootstrap draw with an independent draw of the prediction.
+    The CI pairs each observed bootstrap draw with an independent draw of the prediction; when the observed
+    threshold is only bracketed by grid points (fit not resolved), it is widened to cover the bracket.
     """
     rng = np.random.default_rng(seed)
     rows = []
@@ -304,11 +305,13 @@ def compare(observed: ThresholdSet, prediction: TheoryPrediction, *, seed: int =
         }
         fit = observed.fits.get(row[observed.by])
         if row["ok"] and np.isfinite(prediction.predicted[i]) and fit is not None:
-            obs = rng.choice(fit.boot[:, 0], len(pred_draws))
-            ratio_draws = obs / pred_draws
+            ratio_draws = rng.choice(fit.boot[:, 0], len(pred_draws)) / pred_draws
             lo, hi = percentile_ci(ratio_draws, prediction.level)
-            entry.update(ratio=row["x_star"] / prediction.predicted[i], ratio_lo=lo, ratio_hi=hi)
+            if not fit.resolved:  # x* only bracketed by grid points: widen to the bracket over the prediction's CI
+                lo = min(lo, row["x_star_lo"] / prediction.hi[i])
+                hi = max(hi, row["x_star_hi"] / prediction.lo[i])
+            entry.update(obs_pred=row["x_star"] / prediction.predicted[i], obs_pred_lo=lo, obs_pred_hi=hi)
         else:
-            entry.update(ratio=np.nan, ratio_lo=np.nan, ratio_hi=np.nan)
+            entry.update(obs_pred=np.nan, obs_pred_lo=np.nan, obs_pred_hi=np.nan)
         rows.append(entry)
     return pd.DataFrame(rows)

@@ -4,6 +4,7 @@ import re
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -116,3 +117,36 @@ def test_report_on_an_external_table(tmp_path):
     assert "r* falls with model size M** — *supported*" in text
     assert "capacity-allocation theory predicts r*(M) from web-only and knowledge-only runs** — *not testable*" in text
     assert ingest_external(path, n_eval=2500)["size"].tolist()[0] == "70M"
+
+
+def test_threshold_frequency_from_per_group_rows():
+    """Power-law SynBio variant: per-group rows with a `frequency` column give f*(M) and its power law."""
+    df = load_results(FIXTURE)
+    template = df[df["final"] & (df["sweep"] == "mix")].iloc[0]
+    rng = np.random.default_rng(0)
+    rows = []
+    for size, m in (("2M", 2e6), ("3M", 3e6), ("5M", 5e6), ("8M", 8e6)):
+        f_star = 1e-4 * (m / 2e6) ** -1.3
+        for g, f in enumerate(np.geomspace(1e-5, 1e-3, 8)):
+            n = 500
+            k = rng.binomial(n, 0.9 / (1 + (f_star / f) ** 8))
+            rows.append(
+                {
+                    **template,
+                    "size": size,
+                    "params_non_embedding": m,
+                    "run_id": f"pl-{size}",
+                    "step": g,
+                    "frequency": f,
+                    "n_eval": n,
+                    "n_correct": k,
+                    "acc": k / n,
+                }
+            )
+    both = pd.concat([df.assign(frequency=np.nan), pd.DataFrame(rows)], ignore_index=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        a = analyze(both, n_boot=200, targets=())
+    v = _status(verdicts(a), "frequency")
+    assert v.status == "supported" and a.f_power.ci["k"][0] < -1.3 < a.f_power.ci["k"][1], v.text
+    assert _status(verdicts(a), "transition").status == "supported"  # per-group rows stay out of the r fits

@@ -105,10 +105,14 @@ def test_observed_vs_predicted_recovers_the_miss(miss, agrees):
     cap = measure_capacity(fin, "params_non_embedding", total_bits=truth.total_bits, n_boot=500)
     p = fact_value(truth.num_people, measured_tokens_per_bio(mix))
     pred = predict("ratio", ts.table["M"].to_numpy(), wf, cap, p, truth.total_bits, n_boot=500)
-    cmp = compare(ts, pred).dropna(subset=["ratio"])
+    cmp = compare(ts, pred).dropna(subset=["obs_pred"])
     assert len(cmp) >= 3
-    assert np.median(cmp["ratio"]) == pytest.approx(miss, rel=0.15)
-    covers = (cmp["ratio_lo"] <= 1) & (cmp["ratio_hi"] >= 1)
+    assert np.median(cmp["obs_pred"]) == pytest.approx(miss, rel=0.15)
+    covers = (cmp["obs_pred_lo"] <= 1) & (cmp["obs_pred_hi"] >= 1)
     assert covers.all() if agrees else not covers.any()
     assert pred.exponent == pytest.approx(-(wf.alpha + 1))
+    sizes = predict("size", np.array([0.2, 0.4]), wf, cap, p, truth.total_bits, n_boot=200)
+    expected = predicted_size([0.2, 0.4], A=wf.A, alpha=wf.alpha, c=cap.c, p=p, stored_bits=truth.total_bits / 2)
+    assert sizes.predicted == pytest.approx(expected) and np.all(sizes.lo <= sizes.predicted)
+    assert sizes.exponent == pytest.approx(-1 / (wf.alpha + 1))
     assert pred.exponent_ci[0] <= -(truth.alpha + 1) <= pred.exponent_ci[1]
