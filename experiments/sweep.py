@@ -456,9 +456,15 @@ def main(argv: Sequence[str]) -> int:
     return 1 if failed else 0
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def cli() -> None:
-    """Entry point; flags are defined here, not at import, so that sweep files can import this module."""
+    """Entry point; flags are defined here, not at import, so that sweep files can import this module. SIGTERM
+    exits through run_sweep's cleanup, which stops the trainers (no orphan keeps writing a run folder)."""
     _define_flags()
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     app.run(main)
 
 

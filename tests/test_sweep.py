@@ -342,6 +342,38 @@ def test_killing_the_sweep_midway_then_rerunning_gives_the_clean_table(fake, tmp
     pd.testing.assert_frame_equal(_table_without_wall_time(runs / "fake"), _table_without_wall_time(clean / "fake"))
 
 
+def test_sigterm_to_the_sweep_stops_its_trainers(fake, tmp_path):
+    runs = tmp_path / "runs"
+    command = [
+        sys.executable,
+        "-m",
+        "experiments.sweep",
+        f"--sweep={fake['sweep_file']}:slow",
+        f"--runs_dir={runs}",
+        "--workers=2",
+        f"--trainer={' '.join(fake['trainer'])}",
+        "--noprepare",
+    ]
+    proc = subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL)
+    first = runs / "fake" / "size=t20k,ratio=0.2,sleep_s=0.15"
+    _wait_for(lambda: _eval_rows(first) >= 1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    pids = [a["pid"] for d in (runs / "fake").iterdir() if d.is_dir() for a in _attempts(d)]
+
+    def all_gone():
+        for pid in pids:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                continue
+            return False
+        return True
+
+    _wait_for(all_gone, timeout_s=10)
+    assert read_status(first)["status"] == "running"  # resumable, not failed
+
+
 def test_cli_table_only_rebuilds_the_same_file(fake, tmp_path):
     runs = tmp_path / "runs"
     _run(fake, load_sweep(fake["sweep_file"]), runs, workers=1)
