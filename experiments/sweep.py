@@ -321,13 +321,13 @@ def run_sweep(
     slots = cpu_slots(workers)
     outcomes: dict[str, str] = {}
     pending: list[tuple[str, Mapping[str, Scalar]]] = []
-    bar = tqdm(total=len(todo), unit="run", desc=sweep.name, disable=not progress, dynamic_ncols=True)
     for rid, point in todo:
         if read_status(sweep_dir / rid)["status"] == "complete":
             outcomes[rid] = "skipped"
-            bar.update()
         else:
             pending.append((rid, point))
+    # `initial` keeps skipped runs out of the rate, so the ETA reflects runs actually trained.
+    bar = tqdm(total=len(todo), initial=len(outcomes), unit="run", desc=sweep.name, disable=not progress)
     if outcomes:
         bar.write(f"{sweep.name}: {len(outcomes)} of {len(todo)} runs already complete, skipped")
     if prepare is not None and pending:
