@@ -127,8 +127,9 @@ class LogitsFn:
         return jax.lax.with_sharding_constraint(logits_BxLxV, NamedSharding(self.replicate_on, PartitionSpec()))
 
 
-def train_step(spec: StepSpec, state: dict, batch: dict) -> tuple[dict, jax.Array]:
-    """One optimizer step on the global batch: (state, metrics [len(STEP_METRICS)] float32)."""
+def train_step(spec: StepSpec, state: dict, packed_BxFxL: jax.Array) -> tuple[dict, jax.Array]:
+    """One optimizer step on the global (packed) batch: (state, metrics [len(STEP_METRICS)] float32)."""
+    batch = unpack(packed_BxFxL)
     loss_fn = functools.partial(loss_sums, spec.graphdef)
     grads, aux = optimizer.accumulate_gradients(loss_fn, state["params"], batch, spec.optim_config.grad_accum)
     count = jnp.maximum(aux["count"], 1.0)
@@ -149,21 +150,22 @@ def train_step(spec: StepSpec, state: dict, batch: dict) -> tuple[dict, jax.Arra
 
 
 def _init(spec: StepSpec, key_data: jax.Array) -> dict:
+    """The train state as plain nested dicts of arrays (cheap to flatten at every dispatch, unlike nnx Variables)."""
     key = jax.random.wrap_key_data(key_data)
-    params = nnx.state(spec.model_fn(nnx.Rngs(key)))
+    params = nnx.to_pure_dict(nnx.state(spec.model_fn(nnx.Rngs(key))))
     return {"params": params, "opt_state": spec.tx.init(params), "step": jnp.zeros((), jnp.int32), "rng": key_data}
 
 
 def state_shardings(spec: StepSpec, mesh, rules) -> dict:
     """NamedShardings of the train state: parameters and optimizer moments by logical axes, the rest replicated."""
-    abstract = jax.eval_shape(functools.partial(_init, spec), jax.random.key_data(jax.random.key(0)))
     replicated = NamedSharding(mesh, PartitionSpec())
-    return {
-        "params": sharding.state_shardings(abstract["params"], mesh, rules),
-        "opt_state": sharding.state_shardings(abstract["opt_state"], mesh, rules),
-        "step": replicated,
-        "rng": replicated,
-    }
+    abstract_params = nnx.state(nnx.eval_shape(lambda: spec.model_fn(nnx.Rngs(0))))
+    params = nnx.to_pure_dict(sharding.state_shardings(abstract_params, mesh, rules))
+    abstract = jax.eval_shape(functools.partial(_init, spec), jax.random.key_data(jax.random.key(0)))
+    opt_state = optax.tree_map_params(
+        spec.tx, lambda _, s: s, abstract["opt_state"], params, transform_non_params=lambda _: replicated
+    )
+    return {"params": params, "opt_state": opt_state, "step": replicated, "rng": replicated}
 
 
 def init_state(spec: StepSpec, mesh, rules, seed: int) -> tuple[dict, dict]:
@@ -176,13 +178,37 @@ def init_state(spec: StepSpec, mesh, rules, seed: int) -> tuple[dict, dict]:
     return init(spec, jax.random.key_data(jax.random.key(seed))), shardings
 
 
-def device_batch(batch: Batch, batch_sharding: NamedSharding, global_batch: int) -> dict[str, jax.Array]:
-    """This process's rows -> global arrays sharded over the batch axes (one call per array, no host sync)."""
-    out = {}
-    for name in ("tokens", "targets", "loss_mask", "source"):
-        local = getattr(batch, name)
-        out[name] = jax.make_array_from_process_local_data(batch_sharding, local, (global_batch, *local.shape[1:]))
-    return out
+def pack(batch: Batch) -> np.ndarray:
+    """[Bp, 4, L] int32 (tokens, targets, loss_mask, source): one host-to-device transfer per step instead of four."""
+    mask = batch.loss_mask
+    if not np.all((mask == 0) | (mask == 1)):
+        raise ValueError("loss_mask must be 0/1 to be packed with the tokens")
+    return np.stack([batch.tokens, batch.targets, mask.astype(np.int32), batch.source.astype(np.int32)], axis=1)
+
+
+def unpack(packed_BxFxL: jax.Array) -> dict[str, jax.Array]:
+    return {
+        "tokens": packed_BxFxL[:, 0],
+        "targets": packed_BxFxL[:, 1],
+        "loss_mask": packed_BxFxL[:, 2].astype(jnp.float32),
+        "source": packed_BxFxL[:, 3],
+    }
+
+
+def device_batch(packed: np.ndarray, batch_sharding: NamedSharding, global_batch: int) -> jax.Array:
+    """This process's packed rows -> one global array sharded over the batch axes (no host sync)."""
+    return jax.make_array_from_process_local_data(batch_sharding, packed, (global_batch, *packed.shape[1:]))
+
+
+class DeviceStream:
+    """Wraps a MixtureStream so the prefetch thread also packs each batch and starts its transfer to the devices."""
+
+    def __init__(self, stream: MixtureStream, batch_sharding: NamedSharding):
+        self.stream, self.batch_sharding = stream, batch_sharding
+
+    def batch(self, step: int, process_index: int = 0, process_count: int = 1) -> jax.Array:
+        packed = pack(self.stream.batch(step, process_index, process_count))
+        return device_batch(packed, self.batch_sharding, self.stream.global_batch)
 
 
 # -------------------------------------------------------------------------------------------------------- workdir
@@ -297,7 +323,7 @@ class _Run:
 
     def loop(self, stop_after: int | None) -> dict[str, Any]:
         """Train to num_steps (or stop_after), resuming from the latest checkpoint; returns the last eval row."""
-        t, d = self.config.train, self.config.data
+        t = self.config.train
         ckpt = checkpoint.Checkpointer(
             os.path.join(self.workdir, "checkpoints"), t.keep_checkpoints, t.milestone_every, self.checkpointed_config
         )
@@ -323,9 +349,11 @@ class _Run:
             out_shardings=(shardings, replicated),
             donate_argnums=1,
         )
-        self.prefetch = Prefetcher(self.stream, start, jax.process_index(), jax.process_count())
+        self.prefetch = Prefetcher(
+            DeviceStream(self.stream, batch_sharding), start, jax.process_index(), jax.process_count()
+        )
         try:
-            batch = device_batch(next(self.prefetch), batch_sharding, d.global_batch)
+            batch = next(self.prefetch)
             with self.timers.phase("compile"):
                 compiled = step_fn.lower(spec, state, batch).compile()
             logging.info("compiled the train step in %.2f s", self.timers.totals["compile"])
@@ -333,7 +361,7 @@ class _Run:
             pending: tuple[int, jax.Array] | None = None
             for step in range(start, end):
                 if step > start:
-                    batch = device_batch(next(self.prefetch), batch_sharding, d.global_batch)
+                    batch = next(self.prefetch)
                 state, step_metrics = compiled(state, batch)
                 if pending is not None:
                     log.add(pending[0], np.asarray(pending[1]))  # step t-1, read while step t runs
