@@ -13,7 +13,7 @@ workers start. Each of the N local workers is pinned to its share of the cores (
 `--shard_index/--num_shards` split the grid between hosts that share only a filesystem. At the end,
 runs/<sweep>/results.csv and .parquet are rebuilt from all run folders (experiments/results.py).
 
-    python -m experiments.sweep --sweep=experiments/configs/<file>.py[:arg] --runs_dir=runs --workers=2 \
+    python -m experiments.sweep --sweep=experiments/configs/<file>.py[:arg] --runs_dir=runs --workers=2 \\
         [--shard_index=I --num_shards=K] [--table_only] [--plan]
 """
 
@@ -416,15 +416,17 @@ def plan(sweep: Sweep, shard_index: int = 0, num_shards: int = 1) -> str:
 
 
 def _define_flags() -> None:
-    flags.DEFINE_string("sweep", None, "Sweep file, path/to/sweep.py[:arg], defining get_sweep(arg).", required=True)
-    flags.DEFINE_string("runs_dir", "runs", "Runs go to <runs_dir>/<sweep name>/<run_id>/.")
-    flags.DEFINE_integer("workers", 1, "Local training processes at a time, each pinned to its share of the cores.")
-    flags.DEFINE_integer("shard_index", 0, "This process's share of the grid (0-based).")
-    flags.DEFINE_integer("num_shards", 1, "Number of shards the grid is split into (e.g. the SLURM array size).")
-    flags.DEFINE_bool("table_only", False, "Only rebuild results.csv/.parquet from the run folders.")
-    flags.DEFINE_bool("plan", False, "Only print this shard's runs and their cost (6ND FLOPs, GPU-hours).")
-    flags.DEFINE_string("trainer", shlex.join(DEFAULT_TRAINER), "Command that trains one run (gets --config...).")
-    flags.DEFINE_bool("prepare", True, "Build each distinct data set once before the workers start (mixlab data).")
+    m = {"module_name": sys.argv[0]}  # absl's --help lists the flags of the module keyed by sys.argv[0]
+    flags.DEFINE_string("sweep", None, "Sweep file, path/to/sweep.py[:arg], defining get_sweep(arg).", **m)
+    flags.DEFINE_string("runs_dir", "runs", "Runs go to <runs_dir>/<sweep name>/<run_id>/.", **m)
+    flags.DEFINE_integer("workers", 1, "Local training processes at a time, each pinned to its share of cores.", **m)
+    flags.DEFINE_integer("shard_index", 0, "This process's share of the grid (0-based).", **m)
+    flags.DEFINE_integer("num_shards", 1, "Number of shards the grid is split into (e.g. the SLURM array size).", **m)
+    flags.DEFINE_bool("table_only", False, "Only rebuild results.csv/.parquet from the run folders.", **m)
+    flags.DEFINE_bool("plan", False, "Only print this shard's runs and their cost (6ND FLOPs, GPU-hours).", **m)
+    flags.DEFINE_string("trainer", shlex.join(DEFAULT_TRAINER), "Command that trains one run (gets --config...).", **m)
+    flags.DEFINE_bool("prepare", True, "Build each distinct data set once before the workers start.", **m)
+    flags.mark_flag_as_required("sweep")
 
 
 def main(argv: Sequence[str]) -> int:
