@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from mixlab import train
 from tests.test_train import K, data_dir, one_device, rows  # noqa: F401  (data_dir is a fixture)
@@ -28,6 +29,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # three cold compiles (reference + 2 processes): ~1.5 CPU-minutes
 def test_two_processes_equal_one(data_dir, tmp_path):  # noqa: F811
     cfg = one_device(data_dir)
     reference = str(tmp_path / "one")
