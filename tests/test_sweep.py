@@ -142,7 +142,9 @@ def _table_without_wall_time(sweep_dir):
 
 
 def _attempts(run_dir):
-    return [json.loads(line) for line in (run_dir / "attempts.jsonl").read_text().splitlines()]
+    """The fake trainer's record of each launch in run_dir ([] before its first launch has started up)."""
+    path = run_dir / "attempts.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def test_grid_order_and_readable_run_ids():
