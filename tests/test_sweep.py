@@ -95,7 +95,7 @@ def get_config(arg=""):
         "seed": 0,
         "model": {"size": "t20k"},
         "data": {"ratio": 0.1, "num_people": 10},
-        "train": {"num_steps": 3 if arg == "runlocal" else 100, "tokens": 0, "exposures": 0.0},
+        "train": {"num_steps": 6 if arg == "runlocal" else 100, "tokens": 0, "exposures": 0.0},
         "fake": {"sleep_s": 0.0, "fail_at_step": -1},
     })
 """
@@ -256,7 +256,7 @@ def test_four_run_sweep_completes_then_rerun_skips_everything(fake, tmp_path):
         assert tuple(attempt["cpus"]) in slots  # each run pinned to its worker's share of the cores
         assert (SINGLE_THREAD_XLA_FLAG in attempt["xla_flags"]) == (len(attempt["cpus"]) == 1)
     df = pd.read_csv(runs / "fake" / results.CSV_FILE)
-    assert len(df) == 4 * 3 and df["final"].sum() == 4
+    assert len(df) == 4 * 6 and df["final"].sum() == 4
     assert sorted(df.loc[df.final, "run_id"]) == sorted(sweep.run_ids())
     table_bytes = (runs / "fake" / results.CSV_FILE).read_bytes()
 
