@@ -63,9 +63,12 @@ def _score_batch(
     Reductions over V (argmax, logsumexp, the target's logit) run straight on the logits: no log-softmax tensor.
     """
     logits_BxLxV = logits_fn(params, tokens_BxL).astype(jnp.float32)
-    hit_BxL = jnp.argmax(logits_BxLxV, axis=-1) == targets_BxL
+    argmax_BxL = jnp.argmax(logits_BxLxV, axis=-1)
+    max_BxL = jnp.take_along_axis(logits_BxLxV, argmax_BxL[..., None], axis=-1)[..., 0]
+    lse_BxL = max_BxL + jnp.log(jnp.sum(jnp.exp(logits_BxLxV - max_BxL[..., None]), axis=-1))  # 2 passes over V
+    hit_BxL = argmax_BxL == targets_BxL
     target_logit_BxL = jnp.take_along_axis(logits_BxLxV, targets_BxL[..., None], axis=-1)[..., 0]
-    target_logp_BxL = target_logit_BxL - jax.nn.logsumexp(logits_BxLxV, axis=-1)
+    target_logp_BxL = target_logit_BxL - lse_BxL
     correct_B = jnp.all(hit_BxL | ~value_mask_BxL, axis=-1)
     loss_B = -jnp.sum(jnp.where(value_mask_BxL, target_logp_BxL, 0.0), axis=-1)
     return correct_B, loss_B
