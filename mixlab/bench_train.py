@@ -23,7 +23,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from mixlab import metrics, sharding, train
+from mixlab import metrics, sharding, step
 from mixlab.config import base_config
 from mixlab.mixture import Batch
 from mixlab.model import ModelConfig, param_counts
@@ -32,10 +32,10 @@ from mixlab.model import ModelConfig, param_counts
 def _batches(n: int, B: int, L: int, V: int, seed: int) -> list[Batch]:
     rng = np.random.default_rng(seed)
     out = []
-    for step in range(n):
+    for i in range(n):
         x = rng.integers(0, V, (B, L + 1), dtype=np.int32)
         source = (rng.random((B, L)) < 0.3).astype(np.int8)
-        out.append(Batch(x[:, :-1], x[:, 1:], np.ones((B, L), np.float32), source, step, 0, 0, 0, 0))
+        out.append(Batch(x[:, :-1], x[:, 1:], np.ones((B, L), np.float32), source, i, 0, 0, 0, 0))
     return out
 
 
@@ -49,20 +49,13 @@ def bench_size(size: str, args: argparse.Namespace) -> dict:
     mesh = sharding.make_mesh(cfg.sharding.mesh.to_dict())
     rules = sharding.resolve_rules()
     sharding.check_batch(args.batch // args.grad_accum, mesh, rules)
-    spec = train.StepSpec.create(model_cfg, optim, 10_000, mesh, rules)
-    state, shardings = train.init_state(spec, mesh, rules, seed=0)
+    spec = step.StepSpec.create(model_cfg, optim, 10_000, mesh, rules)
+    state, shardings = step.init_state(spec, mesh, rules, seed=0)
     batch_sharding = sharding.batch_sharding(mesh, rules)
-    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    step_fn = jax.jit(
-        train.train_step,
-        static_argnums=0,
-        in_shardings=(shardings, batch_sharding),
-        out_shardings=(shardings, replicated),
-        donate_argnums=1,
-    )
+    step_fn = step.jit_train_step(shardings, batch_sharding, mesh)
     host = _batches(8, args.batch, args.seq_len, model_cfg.vocab_size, 0)
-    host = [train.pack(b) for b in host]
-    first = train.device_batch(host[0], batch_sharding, args.batch)
+    host = [step.pack(b) for b in host]
+    first = step.device_batch(host[0], batch_sharding, args.batch)
     t0 = time.perf_counter()
     compiled = step_fn.lower(spec, state, first).compile()
     compile_s = time.perf_counter() - t0
@@ -79,9 +72,9 @@ def bench_size(size: str, args: argparse.Namespace) -> dict:
 
     pending, dispatch = None, 0.0
     t0, c0 = time.perf_counter(), time.process_time()
-    for step in range(args.steps):
+    for i in range(args.steps):
         d0 = time.perf_counter()
-        batch = train.device_batch(host[step % len(host)], batch_sharding, args.batch)
+        batch = step.device_batch(host[i % len(host)], batch_sharding, args.batch)
         state, m = compiled(state, batch)
         dispatch += time.perf_counter() - d0
         if pending is not None:

@@ -1,0 +1,188 @@
+"""The train step and state: loss, AdamW update, sharded initialisation, packed batches.
+
+Everything static about a step is one hashable StepSpec, so two runs with equal shapes in one process share their
+compiled programs (jit caches by function identity and static arguments), and the seed enters the initializer as
+data, so runs differing only in seed share one compiled initializer. The state is a dict of plain nested dicts of
+arrays (params, opt_state, step, rng): flattening it at each dispatch is ~10x cheaper than nnx Variables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
+
+from mixlab import optimizer, sharding
+from mixlab.mixture import Batch, MixtureStream
+from mixlab.model import ModelConfig, Transformer, apply
+
+# Order of the per-step metric vector fetched (one step late) from the device.
+STEP_METRICS = ("loss_sum", "knowledge_loss_sum", "web_loss_sum", "count", "knowledge_count", "grad_norm", "lr")
+
+
+def loss_sums(graphdef: nnx.GraphDef, params: Any, batch: dict[str, jax.Array]) -> tuple[jax.Array, dict]:
+    """Summed masked cross-entropy (nats) and the sums needed to split it into knowledge and web tokens."""
+    logits_BxLxV = apply(graphdef, params, batch["tokens"])
+    ce_BxL = optax.softmax_cross_entropy_with_integer_labels(logits_BxLxV, batch["targets"])
+    mask_BxL = batch["loss_mask"]
+    knowledge_BxL = mask_BxL * (batch["source"] == 1)
+    total = jnp.sum(ce_BxL * mask_BxL)
+    aux = {
+        "loss_sum": total,
+        "knowledge_loss_sum": jnp.sum(ce_BxL * knowledge_BxL),
+        "web_loss_sum": total - jnp.sum(ce_BxL * knowledge_BxL),
+        "count": jnp.sum(mask_BxL),
+        "knowledge_count": jnp.sum(knowledge_BxL),
+    }
+    return total, aux
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSpec:
+    """Everything static about the train step, hashable, so equal runs in one process share compiled programs."""
+
+    model: ModelConfig
+    optim: tuple[tuple[str, Any], ...]  # sorted items of config.optim
+    num_steps: int
+    constrain: sharding.ActivationSharding  # activation sharding constraints for this mesh
+
+    @classmethod
+    def create(cls, model_cfg: ModelConfig, optim: ml_collections.ConfigDict, num_steps: int, mesh, rules) -> StepSpec:
+        items = tuple(sorted(optim.to_dict().items()))
+        return cls(model_cfg, items, num_steps, sharding.activation_sharding(mesh, rules))
+
+    def model_fn(self, rngs: nnx.Rngs) -> Transformer:
+        return Transformer(self.model, rngs=rngs, constrain=self.constrain)
+
+    @property
+    def optim_config(self) -> ml_collections.ConfigDict:
+        return ml_collections.ConfigDict(dict(self.optim))
+
+    @property
+    def tx(self) -> optax.GradientTransformation:
+        return optimizer.make_optimizer(self.optim_config, self.num_steps)
+
+    @functools.cached_property
+    def graphdef(self) -> nnx.GraphDef:
+        return nnx.split(nnx.eval_shape(lambda: self.model_fn(nnx.Rngs(0))))[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class LogitsFn:
+    """(params, tokens_BxL) -> logits_BxLxV; hashable by value, so evaluate's jitted scorers are reused across runs.
+
+    With `replicate_on` set (multi-process runs), logits are gathered to every device, so the scorer's per-item
+    results are fully replicated and each process can read them (a batch-sharded result spans other hosts).
+    """
+
+    graphdef: nnx.GraphDef
+    replicate_on: jax.sharding.Mesh | None = None
+
+    def __call__(self, params: Any, tokens_BxL: jax.Array) -> jax.Array:
+        logits_BxLxV = apply(self.graphdef, params, tokens_BxL)
+        if self.replicate_on is None:
+            return logits_BxLxV
+        return jax.lax.with_sharding_constraint(logits_BxLxV, NamedSharding(self.replicate_on, PartitionSpec()))
+
+
+def train_step(spec: StepSpec, state: dict, packed_BxFxL: jax.Array) -> tuple[dict, jax.Array]:
+    """One optimizer step on the global (packed) batch: (state, metrics [len(STEP_METRICS)] float32)."""
+    batch = unpack(packed_BxFxL)
+    loss_fn = functools.partial(loss_sums, spec.graphdef)
+    grads, aux = optimizer.accumulate_gradients(loss_fn, state["params"], batch, spec.optim_config.grad_accum)
+    count = jnp.maximum(aux["count"], 1.0)
+    grads = jax.tree_util.tree_map(lambda g: g / count, grads)
+    updates, opt_state = spec.tx.update(grads, state["opt_state"], state["params"])
+    new_state = {
+        "params": optax.apply_updates(state["params"], updates),
+        "opt_state": opt_state,
+        "step": state["step"] + 1,
+        "rng": jax.random.key_data(jax.random.fold_in(jax.random.wrap_key_data(state["rng"]), state["step"])),
+    }
+    lr = optimizer.make_schedule(spec.optim_config, spec.num_steps)(state["step"])
+    values = {**aux, "grad_norm": optax.tree.norm(grads), "lr": lr}
+    return new_state, jnp.stack([jnp.asarray(values[k], jnp.float32) for k in STEP_METRICS])
+
+
+# ---------------------------------------------------------------------------------------------------------- state
+
+
+def _init(spec: StepSpec, key_data: jax.Array) -> dict:
+    """The train state as plain nested dicts of arrays (cheap to flatten at every dispatch, unlike nnx Variables)."""
+    key = jax.random.wrap_key_data(key_data)
+    params = nnx.to_pure_dict(nnx.state(spec.model_fn(nnx.Rngs(key))))
+    return {"params": params, "opt_state": spec.tx.init(params), "step": jnp.zeros((), jnp.int32), "rng": key_data}
+
+
+def state_shardings(spec: StepSpec, mesh, rules) -> dict:
+    """NamedShardings of the train state: parameters and optimizer moments by logical axes, the rest replicated."""
+    replicated = NamedSharding(mesh, PartitionSpec())
+    abstract_params = nnx.state(nnx.eval_shape(lambda: spec.model_fn(nnx.Rngs(0))))
+    params = nnx.to_pure_dict(sharding.state_shardings(abstract_params, mesh, rules))
+    abstract = jax.eval_shape(functools.partial(_init, spec), jax.random.key_data(jax.random.key(0)))
+    opt_state = optax.tree_map_params(
+        spec.tx, lambda _, s: s, abstract["opt_state"], params, transform_non_params=lambda _: replicated
+    )
+    return {"params": params, "opt_state": opt_state, "step": replicated, "rng": replicated}
+
+
+def init_state(spec: StepSpec, mesh, rules, seed: int) -> tuple[dict, dict]:
+    """(state, shardings): the train state created already sharded (eval_shape, then jit(init, out_shardings)).
+
+    The seed enters as data, not as a constant, so every seed shares one compiled initializer.
+    """
+    shardings = state_shardings(spec, mesh, rules)
+    init = jax.jit(_init, static_argnums=0, out_shardings=shardings)
+    return init(spec, jax.random.key_data(jax.random.key(seed))), shardings
+
+
+def pack(batch: Batch) -> np.ndarray:
+    """[Bp, 4, L] int32 (tokens, targets, loss_mask, source): one host-to-device transfer per step instead of four."""
+    mask = batch.loss_mask
+    if not np.all((mask == 0) | (mask == 1)):
+        raise ValueError("loss_mask must be 0/1 to be packed with the tokens")
+    return np.stack([batch.tokens, batch.targets, mask.astype(np.int32), batch.source.astype(np.int32)], axis=1)
+
+
+def unpack(packed_BxFxL: jax.Array) -> dict[str, jax.Array]:
+    return {
+        "tokens": packed_BxFxL[:, 0],
+        "targets": packed_BxFxL[:, 1],
+        "loss_mask": packed_BxFxL[:, 2].astype(jnp.float32),
+        "source": packed_BxFxL[:, 3],
+    }
+
+
+def device_batch(packed: np.ndarray, batch_sharding: NamedSharding, global_batch: int) -> jax.Array:
+    """This process's packed rows -> one global array sharded over the batch axes (no host sync)."""
+    return jax.make_array_from_process_local_data(batch_sharding, packed, (global_batch, *packed.shape[1:]))
+
+
+class DeviceStream:
+    """Wraps a MixtureStream so the prefetch thread also packs each batch and starts its transfer to the devices."""
+
+    def __init__(self, stream: MixtureStream, batch_sharding: NamedSharding):
+        self.stream, self.batch_sharding = stream, batch_sharding
+
+    def batch(self, step: int, process_index: int = 0, process_count: int = 1) -> jax.Array:
+        packed = pack(self.stream.batch(step, process_index, process_count))
+        return device_batch(packed, self.batch_sharding, self.stream.global_batch)
+
+
+def jit_train_step(shardings: dict, batch_sharding: NamedSharding, mesh) -> Any:
+    """train_step jitted with explicit in/out shardings and the state donated (spec is static)."""
+    return jax.jit(
+        train_step,
+        static_argnums=0,
+        in_shardings=(shardings, batch_sharding),
+        out_shardings=(shardings, NamedSharding(mesh, PartitionSpec())),
+        donate_argnums=1,
+    )
