@@ -27,6 +27,7 @@ setup(
         "pyarrow>=16",
         "tqdm>=4.66",
         "tensorboardX>=2.6",
+        "threadpoolctl>=3.5",
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "nbclient>=0.10", "nbformat>=5.10",

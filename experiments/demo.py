@@ -1,0 +1,128 @@
+"""The main job (`make demo`): data preview, the demo sweep on a 2-core CPU, the accuracy grid, and the report.
+
+    python -m experiments.demo [--runs_dir=runs] [--workers=2] [--sweep=experiments/configs/demo.py:main]
+
+1. Builds (once) the default web corpus, the tokenizer and SynBio, and previews them: rendered biographies, the
+   knowledge summary, a decoded mixed batch with the knowledge spans marked, and the stream's throughput.
+2. Runs the demo sweep (experiments/configs/demo.py), idempotently: a second `make demo` re-uses every complete run.
+3. Prints the accuracy grid (size x r) and the equal-exposure comparison, then writes the analysis report.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from absl import app, flags
+
+from analysis import report
+from data_gen.prepare import Prepared, prepare
+from data_gen.web import WebSource
+from experiments import sweep as sweep_lib
+from mixlab.mixture import MixtureStream
+
+_RUNS_DIR = flags.DEFINE_string("runs_dir", "runs", "where sweeps write their run folders")
+_WORKERS = flags.DEFINE_integer("workers", 2, "local worker processes, each pinned to its share of the cores")
+_SWEEP = flags.DEFINE_string("sweep", "experiments/configs/demo.py:main", "the sweep to run")
+
+KNOWLEDGE_OPEN, KNOWLEDGE_CLOSE = "\u00ab", "\u00bb"  # marks knowledge spans in the decoded batch
+
+
+def section(title: str) -> None:
+    print(f"\n=== {title} " + "=" * max(0, 100 - len(title)), flush=True)
+
+
+def preview_knowledge(prepared: Prepared, num_bios: int = 3) -> None:
+    synbio, population = prepared.synbio, prepared.synbio.population
+    for person in range(num_bios):
+        print(f"[person {person}, exposure 0]\n{synbio.render_text(person, 0)}\n")
+    lengths = synbio.bio_lengths(np.arange(population.num_people), np.zeros(population.num_people, np.int64))
+    print(
+        f"SynBio-{population.num_people}: {population.bits_per_person:.2f} bits/person, "
+        f"{population.total_bits / 1e3:.1f} kbit in all; tokens per biography: mean {lengths.mean():.1f}, "
+        f"std {lengths.std():.1f}, max {lengths.max()} ({prepared.tokenizer.vocab_size}-entry BPE)"
+    )
+    store = prepared.web_train
+    print(f"web corpus (train split): {store.num_docs} documents, {store.num_tokens / 1e6:.2f}M tokens")
+
+
+def preview_batch(prepared: Prepared, ratio: float, seq_len: int, global_batch: int, seed: int) -> None:
+    eos = int(prepared.tokenizer.eos_id)
+    web = WebSource(prepared.web_train, seed, eos)
+    stream = MixtureStream(prepared.knowledge_source, web, ratio, seq_len, global_batch, seed, eos)
+    batch = stream.batch(0)
+    print(f"r = {ratio}: {batch.knowledge_tokens} knowledge + {batch.web_tokens} web target tokens in batch 0")
+    for row in range(min(2, global_batch)):
+        print(f"[row {row}] {decode_marked(prepared, batch.targets[row], batch.source[row])[:700]}\n")
+    steps = 200
+    start = time.perf_counter()
+    for step in range(1, steps + 1):
+        stream.batch(step)
+    seconds = time.perf_counter() - start
+    print(f"stream throughput: {steps * global_batch * seq_len / seconds / 1e6:.2f}M tokens/s ({steps} batches)")
+
+
+def decode_marked(prepared: Prepared, tokens: np.ndarray, source: np.ndarray) -> str:
+    """Decode a row, wrapping each run of knowledge tokens in guillemets."""
+    pieces, start = [], 0
+    for end in [*np.flatnonzero(np.diff(source)) + 1, len(tokens)]:
+        text = prepared.tokenizer.decode(tokens[start:end].tolist())
+        pieces.append(f"{KNOWLEDGE_OPEN}{text}{KNOWLEDGE_CLOSE}" if source[start] == 1 else text)
+        start = end
+    return "".join(pieces).replace("\n", " / ")
+
+
+def accuracy_grid(final: pd.DataFrame, tokens: int) -> pd.DataFrame:
+    """Final accuracy, size x r, of the runs at the grid's fixed token budget."""
+    fixed = final[final["train.tokens"] == tokens] if "train.tokens" in final else final
+    order = fixed.sort_values("params_total")["size"].unique()
+    return fixed.pivot_table(index="size", columns="ratio", values="acc").reindex(order)
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    t0 = time.perf_counter()
+    sweep = sweep_lib.load_sweep(_SWEEP.value)
+    config = sweep_lib.point_config(sweep, sweep.points[0])
+    section("data: default web corpus, tokenizer, SynBio")
+    prepared = prepare(config.data, config.seed)
+    preview_knowledge(prepared)
+    section("a mixed batch (knowledge spans in \u00ab\u00bb)")
+    preview_batch(prepared, 0.2, config.data.seq_len, config.data.global_batch, config.seed)
+
+    section(f"sweep {sweep.name}: {len(sweep.points)} runs, {_WORKERS.value} workers")
+    outcomes = sweep_lib.run_sweep(sweep, _RUNS_DIR.value, workers=_WORKERS.value)
+    failed = sorted(rid for rid, outcome in outcomes.items() if outcome == "failed")
+    sweep_dir = Path(_RUNS_DIR.value) / sweep.name
+    table = sweep_dir / "results.csv"
+    final = pd.read_csv(table)
+    final = final[final["final"]]
+
+    section("final accuracy (rows: model size, columns: mixing ratio r)")
+    tokens = int(config.train.tokens)
+    print(f"fixed budget of {tokens / 1e6:g}M tokens per run\n")
+    print(accuracy_grid(final, tokens).to_string(float_format=lambda v: f"{v:.2f}"))
+    section("same exposures per person, different r")
+    pairs = report.exposure_pairs(final)
+    print(pairs.to_string(index=False) if len(pairs) else "no equal-exposure pairs in this sweep")
+
+    section("analysis report")
+    analysis = report.analyze(pd.read_csv(table))
+    report_path = report.write_report(analysis, sweep_dir / "report", source=str(table))
+    for verdict in report.verdicts(analysis):
+        print(f"[{verdict.status}] {verdict.claim}: {verdict.text}")
+
+    section("where everything is")
+    print(f"run folders:   {sweep_dir}/<run_id>/ (config.json, metrics.jsonl, eval.jsonl, train.log, checkpoints/)")
+    print(f"results table: {table} (and results.parquet)")
+    print(f"report:        {report_path} (figures beside it)")
+    print(f"data:          {config.data.dir}/ (corpus, tokenizer, token stores)")
+    print(f"total wall time of this demo: {time.perf_counter() - t0:.0f} s")
+    if failed:
+        raise SystemExit(f"{len(failed)} run(s) failed: {failed}; see their train.log, then rerun `make demo`")
+
+
+if __name__ == "__main__":
+    app.run(main)
