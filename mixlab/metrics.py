@@ -45,7 +45,7 @@ def table_peak_flops(device_kind: str, dtype: str) -> float | None:
     return None
 
 
-def measure_matmul_peak(device: jax.Device, dtype: str = "float32", n: int = 512, repeats: int = 10) -> float:
+def measure_matmul_peak(device: jax.Device, dtype: str = "float32", n: int = 512, repeats: int = 20) -> float:
     """Best observed FLOP/s of an n x n x n matmul on `device` (used as the peak on CPU, where no table applies)."""
     dt = jnp.dtype(dtype)
     a = jax.device_put(jnp.ones((n, n), dt), device)

@@ -469,6 +469,7 @@ def main(argv: list[str]) -> None:
     distributed.maybe_initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _AUTO.value)
     if _JAX_CACHE.value:
         jax.config.update("jax_compilation_cache_dir", _JAX_CACHE.value)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # eval compiles many small programs
     logging.info(
         "JAX %s: %d processes, %d devices (%s)",
         jax.__version__,

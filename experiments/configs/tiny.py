@@ -1,6 +1,6 @@
 """Tiny CPU run: a 2-layer transformer on SynBio mixed with web text at ratio r.
 
-Command (defaults: size t57k, r = 0.2, 1000 people, 2.1M tokens, the default Debian-documentation web corpus):
+Command (defaults: size t57k, r = 0.2, 200 people, 2.1M tokens, the default Debian-documentation web corpus):
     python -m mixlab.train --config=experiments/configs/tiny.py:size=t57k,ratio=0.4,seed=1 --workdir=runs/tiny
     python -m mixlab.train --config=experiments/configs/tiny.py:runlocal --workdir=runs/tiny_local   # < 1 min
 
@@ -31,11 +31,11 @@ from experiments.configs.common import apply_overrides, base_config, parse_arg, 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
     values, flags = parse_arg(arg)
     c = base_config()
-    c.data.update(web="default", vocab_size=1024, num_people=1000, ratio=0.2, seq_len=256, global_batch=8)
+    c.data.update(web="default", vocab_size=1024, num_people=200, ratio=0.2, seq_len=256, global_batch=8)
     c.model.update(size="t57k", dtype="float32")
     c.optim.update(lr=1e-3, schedule="wsd", warmup_steps=20)
-    c.train.update(tokens=2_097_152, log_every=64, eval_every=256, checkpoint_every=512, keep_checkpoints=2)
-    c.eval.update(num_people=200, batch_size=256, web_batches=4)
+    c.train.update(tokens=2_097_152, log_every=64, eval_every=512, checkpoint_every=512, keep_checkpoints=2)
+    c.eval.update(num_people=-1, batch_size=256, web_batches=4)
     if "runlocal" in flags:
         c.data.update(web="synthetic", vocab_size=512, num_people=100)
         c.data.synthetic.update(num_docs=2000, num_patterns=20_000)
