@@ -34,6 +34,8 @@ class EvalItems(Protocol):
 
 
 class TokenStoreLike(Protocol):
+    """What web validation reads from data_gen.web.TokenStore."""
+
     num_docs: int
 
     def doc(self, i: int) -> np.ndarray: ...
