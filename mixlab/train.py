@@ -100,6 +100,8 @@ class _Run:
         self.web_per_step = slots - k - int(0 < k < slots)  # the knowledge->web junction slot carries no loss
         self.tokens_per_exposure = float(prepared.synbio.mean_bio_tokens) + 1.0
         self.num_steps = config_lib.resolve_num_steps(config, k, self.tokens_per_exposure, len(self.people))
+        config.train.num_steps = self.num_steps  # `config` is train_and_evaluate's private copy
+        self.resolved = config_lib.as_dict(config)  # what config.json and every checkpoint record
         self.model_cfg = ModelConfig.from_config(config.model.to_dict(), vocab_size, d.seq_len)
         self.params_total, self.params_non_embedding = param_counts(self.model_cfg)
         self.flops_per_token = metrics.flops_per_token(
@@ -165,7 +167,7 @@ class _Run:
         """Train to num_steps (or stop_after), resuming from the latest checkpoint; returns the last eval row."""
         t = self.config.train
         ckpt = checkpoint.Checkpointer(
-            os.path.join(self.workdir, "checkpoints"), t.keep_checkpoints, t.milestone_every, self.checkpointed_config
+            os.path.join(self.workdir, "checkpoints"), t.keep_checkpoints, t.milestone_every, self.resolved
         )
         start = ckpt.latest_step() or 0
         end = self.num_steps if stop_after is None else min(self.num_steps, stop_after)
@@ -312,7 +314,9 @@ class _StepLog:
         s = dict(zip(STEP_METRICS, self.sums, strict=True))
         k_count, w_count = s["knowledge_count"], s["count"] - s["knowledge_count"]
         tokens_per_s = self.steps * r.tokens_per_step / wall
-        r.timers.add("train", wall)
+        wait = r.prefetch.wait_seconds - self.wait0
+        r.timers.add("train", wall)  # the loop's wall time, data waits included
+        r.timers.add("data_wait", wait)
         row = {
             "step": completed,
             "loss": s["loss_sum"] / max(s["count"], 1.0),
@@ -323,7 +327,7 @@ class _StepLog:
             "steps_in_row": self.steps,
             "tokens_per_s": tokens_per_s,
             "mfu": tokens_per_s * r.flops_per_token / r.peak_flops if r.peak_flops else None,
-            "data_wait_share": (r.prefetch.wait_seconds - self.wait0) / wall,
+            "data_wait_share": wait / wall,
             **r.counts(completed),
             **r.timers.as_dict(),
             "wall_time_s": r.wall_time(),
@@ -428,9 +432,7 @@ def train_and_evaluate(
     run = None
     try:
         run = _Run(config, workdir, mesh, rules, _prepare(config))
-        config.train.num_steps = run.num_steps
-        resolved = {**config_lib.as_dict(config), "derived": run.derived()}
-        run.checkpointed_config = config_lib.as_dict(config)
+        resolved = {**run.resolved, "derived": run.derived()}
         if is_writer:
             _write_json(config_path, resolved)
         result = run.loop(stop_after)
