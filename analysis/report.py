@@ -51,6 +51,19 @@ from analysis.thresholds import (
 
 STATUSES = ("supported", "not supported", "contradicted", "inconclusive", "not testable")
 BUDGET_COLUMNS = ("budget", "train.exposures")
+RUN_LENGTH_COLUMNS = ("budget", "train.exposures", "train.tokens", "train.num_steps")
+
+
+def main_budget(final: pd.DataFrame) -> pd.DataFrame:
+    """The final runs at the table's main run length.
+
+    Where a run-length column varies between final runs, only the value most runs share is kept, so that a longer
+    run added for an equal-exposure comparison does not pool with the grid as if it were another seed.
+    """
+    for col in RUN_LENGTH_COLUMNS:
+        if col in final.columns and final[col].nunique() > 1:
+            final = final[final[col] == final[col].mode().iloc[0]]
+    return final
 
 
 @dataclass
@@ -172,7 +185,7 @@ def _analyze(df, n_boot, targets, level, seed, bits_per_param, person_bits) -> A
     a = Analysis(df=df, param_col=pcol, level=level)
     kw = dict(n_boot=n_boot, level=level, seed=seed)
     final = final_rows(main)
-    mix = final[(final["ratio"] > 0) & (final["ratio"] < 1)]
+    mix = main_budget(final[(final["ratio"] > 0) & (final["ratio"] < 1)])
 
     mr = _with_min_points(mix, "ratio", "size")
     if mr.empty:

@@ -74,9 +74,8 @@ def decode_marked(prepared: Prepared, tokens: np.ndarray, source: np.ndarray) ->
     return "".join(pieces).replace("\n", " / ")
 
 
-def accuracy_grid(final: pd.DataFrame, tokens: int) -> pd.DataFrame:
-    """Final accuracy, size x r, of the runs at the grid's fixed token budget."""
-    fixed = final[final["train.tokens"] == tokens] if "train.tokens" in final else final
+def accuracy_grid(fixed: pd.DataFrame) -> pd.DataFrame:
+    """Final accuracy, size x r."""
     order = fixed.sort_values("params_total")["size"].unique()
     return fixed.pivot_table(index="size", columns="ratio", values="acc").reindex(order)
 
@@ -101,9 +100,9 @@ def main(argv: list[str]) -> None:
     final = final[final["final"]]
 
     section("final accuracy (rows: model size, columns: mixing ratio r)")
-    tokens = int(config.train.tokens)
-    print(f"fixed budget of {tokens / 1e6:g}M tokens per run\n")
-    print(accuracy_grid(final, tokens).to_string(float_format=lambda v: f"{v:.2f}"))
+    fixed = report.main_budget(final)
+    print(f"runs of {fixed['tokens'].iloc[0] / 1e6:.2f}M tokens each\n")
+    print(accuracy_grid(fixed).to_string(float_format=lambda v: f"{v:.2f}"))
     section("same exposures per person, different r")
     pairs = report.exposure_pairs(final)
     print(pairs.to_string(index=False) if len(pairs) else "no equal-exposure pairs in this sweep")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis.io import ingest_external, load_results
-from analysis.report import STATUSES, analyze, main, verdicts
+from analysis.report import STATUSES, analyze, main, main_budget, verdicts
 from analysis.thresholds import FitWarning
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results_small.csv"
@@ -150,3 +150,19 @@ def test_threshold_frequency_from_per_group_rows():
     v = _status(verdicts(a), "frequency")
     assert v.status == "supported" and a.f_power.ci["k"][0] < -1.3 < a.f_power.ci["k"][1], v.text
     assert _status(verdicts(a), "transition").status == "supported"  # per-group rows stay out of the r fits
+
+
+def test_a_longer_equal_exposure_run_does_not_pool_with_the_grid():
+    final = pd.DataFrame(
+        {
+            "size": ["a"] * 4,
+            "ratio": [0.2, 0.2, 0.4, 0.8],
+            "train.tokens": [600, 2400, 600, 600],
+            "acc": [0.0, 0.3, 0.1, 0.9],
+        }
+    )
+    kept = main_budget(final)
+    assert kept["train.tokens"].tolist() == [600, 600, 600]
+    assert kept["acc"].tolist() == [0.0, 0.1, 0.9]
+    same_length = final[final["train.tokens"] == 600]
+    assert main_budget(same_length).equals(same_length)
