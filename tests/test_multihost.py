@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from mixlab import train
+from mixlab import distributed, train
 from tests.test_train import K, data_dir, one_device, rows  # noqa: F401  (data_dir is a fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,3 +74,21 @@ def test_two_processes_equal_one(data_dir, tmp_path):  # noqa: F811
     ea, eb = rows(reference, "eval"), rows(workdir, "eval")
     assert [r["acc"] for r in eb] == [r["acc"] for r in ea]
     np.testing.assert_allclose([r["value_loss"] for r in eb], [r["value_loss"] for r in ea], rtol=1e-4)
+
+
+def test_distributed_arguments(monkeypatch):
+    for name in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "MIXLAB_DISTRIBUTED"):
+        monkeypatch.delenv(name, raising=False)
+    assert distributed.maybe_initialize() is False  # nothing asked for: single process
+    with pytest.raises(ValueError, match="without a coordinator address"):
+        distributed.maybe_initialize(num_processes=2, process_id=1)
+    with pytest.raises(ValueError, match="needs num_processes and process_id"):
+        distributed.maybe_initialize("localhost:1234", num_processes=2)
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "localhost:1234")
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "2")
+    monkeypatch.setenv("JAX_PROCESS_ID", "2")
+    with pytest.raises(ValueError, match=r"process_id=2 must be in \[0, num_processes=2\)"):
+        distributed.maybe_initialize()
+    monkeypatch.setenv("JAX_PROCESS_ID", "x")
+    with pytest.raises(ValueError, match="JAX_PROCESS_ID='x' is not an integer"):
+        distributed.maybe_initialize()
