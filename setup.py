@@ -30,8 +30,15 @@ setup(
         "threadpoolctl>=3.5",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "nbclient>=0.10", "nbformat>=5.10",
-                 "ipykernel>=6.29", "ruff>=0.6"],
+        "test": [
+            "pytest>=8",
+            "pytest-xdist>=3.5",
+            "hypothesis>=6.100",
+            "nbclient>=0.10",
+            "nbformat>=5.10",
+            "ipykernel>=6.29",
+            "ruff>=0.6",
+        ],
         "gpu": ["jax[cuda12]"],
     },
 )

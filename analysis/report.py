@@ -467,14 +467,15 @@ def write_report(a: Analysis, out: str | Path, *, source: str = "", targets=(0.4
     df = a.df
     figs: dict[str, tuple[str, object]] = {}
     fin = final_rows(df)
+    grid = main_budget(fin)  # the runs the thresholds were fitted on
     if a.r_thresholds is not None:
         figs["phase_diagram"] = (
             "Phase diagram (accuracy over size × ratio, white: fitted r*)",
-            plots.phase_diagram(df, a.r_thresholds),
+            plots.phase_diagram(grid, a.r_thresholds),
         )
         figs["accuracy_vs_ratio"] = (
             "Accuracy vs r per size, sigmoid fit and 95% band",
-            plots.accuracy_curves(df[(df["ratio"] > 0) & (df["ratio"] < 1)], "ratio", "size", a.r_thresholds),
+            plots.accuracy_curves(grid[(grid["ratio"] > 0) & (grid["ratio"] < 1)], "ratio", "size", a.r_thresholds),
         )
         figs["threshold_scaling"] = (
             "r* vs M (log-log): points with 95% CI, power law, theory",
@@ -483,7 +484,9 @@ def write_report(a: Analysis, out: str | Path, *, source: str = "", targets=(0.4
     if a.m_thresholds is not None:
         figs["accuracy_vs_size"] = (
             "Accuracy vs M per ratio, sigmoid fit and 95% band",
-            plots.accuracy_curves(df[(df["ratio"] > 0) & (df["ratio"] < 1)], a.param_col, "ratio", a.m_thresholds),
+            plots.accuracy_curves(
+                grid[(grid["ratio"] > 0) & (grid["ratio"] < 1)], a.param_col, "ratio", a.m_thresholds
+            ),
         )
     if (df["exposures"] > 0).any():
         figs["accuracy_vs_exposures"] = ("Accuracy vs exposures, coloured by r", plots.accuracy_vs_exposures(df))

@@ -16,7 +16,7 @@ mixed with SynBio. Measured grid, wall time and calibration: BUILD_NOTES.md, "Th
 from experiments.sweep import Sweep, grid
 
 SIZES = ["t57k", "t100k"]
-RATIOS = [0.1, 0.2, 0.4, 0.6, 0.8]
+RATIOS = [0.2, 0.4, 0.6, 0.8]
 PEOPLE = 30
 BASE = f"experiments/configs/tiny.py:lr=0.01,people={PEOPLE}"
 TOKENS = 600_000
