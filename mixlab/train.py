@@ -152,7 +152,10 @@ class _Run:
 
     def counts(self, completed: int) -> dict[str, float]:
         """Tokens seen per source and exposures per training person after `completed` steps."""
-        exposures = self.stream.exposures(completed)[self.people] if len(self.people) else np.zeros(1)
+        if self.stream.knowledge is None or not len(self.people):  # r = 0: no knowledge in the stream
+            exposures = np.zeros(max(1, len(self.people)))
+        else:
+            exposures = self.stream.exposures(completed)[self.people]
         return {
             "tokens": completed * self.tokens_per_step,
             "knowledge_tokens": completed * self.knowledge_per_step,

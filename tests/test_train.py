@@ -172,6 +172,16 @@ def test_num_steps_from_exposures_or_tokens(data_dir, tmp_path):
     assert json.load(open(tmp_path / "t" / "config.json"))["train"]["num_steps"] == int(np.ceil(10_000 / (8 * 192)))
 
 
+@pytest.mark.parametrize("ratio", [0.0, 1.0])
+def test_pure_web_and_pure_knowledge_runs_train_and_evaluate(data_dir, tmp_path, ratio):
+    """The calibration runs: r = 0 (web only, no exposures) and r = 1 (knowledge only)."""
+    cfg = tiny(data_dir, data__ratio=ratio, train__num_steps=2)
+    row = train.train_and_evaluate(cfg, str(tmp_path))
+    assert row["step"] == 2
+    assert (row["exposures"] == 0.0) == (ratio == 0.0)
+    assert row["knowledge_tokens"] == (0 if ratio == 0.0 else row["tokens"])
+
+
 @pytest.mark.parametrize(
     "change, match",
     [
