@@ -121,14 +121,20 @@ def run_id(point: Mapping[str, Scalar], labels: Mapping[str, str]) -> str:
     return rid
 
 
-def load_sweep(spec: str) -> Sweep:
-    """Load "path/to/sweep.py[:arg]" and call its get_sweep(arg) (get_sweep() when no arg is given)."""
+def _load_module(spec: str, kind: str) -> tuple[Any, str, str]:
+    """Import the Python file of "path.py[:arg]"; returns (module, path, arg)."""
     path, _, arg = spec.partition(":")
     if not Path(path).is_file():
-        raise FileNotFoundError(f"--sweep file {path!r} does not exist")
-    module_spec = importlib.util.spec_from_file_location(f"_sweep_{Path(path).stem}", path)
+        raise FileNotFoundError(f"{kind} file {path!r} does not exist")
+    module_spec = importlib.util.spec_from_file_location(f"_{kind}_{Path(path).stem}", path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
+    return module, path, arg
+
+
+def load_sweep(spec: str) -> Sweep:
+    """Load "path/to/sweep.py[:arg]" and call its get_sweep(arg) (get_sweep() when no arg is given)."""
+    module, path, arg = _load_module(spec, "sweep")
     if not hasattr(module, "get_sweep"):
         raise AttributeError(f"sweep file {path!r} has no get_sweep(arg) function")
     sweep = module.get_sweep(arg) if arg else module.get_sweep()
@@ -139,12 +145,7 @@ def load_sweep(spec: str) -> Sweep:
 
 def load_config(spec: str) -> ConfigDict:
     """Load a training config file "path.py[:arg]" the way config_flags does (get_config(arg) or get_config())."""
-    path, _, arg = spec.partition(":")
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"config file {path!r} does not exist")
-    module_spec = importlib.util.spec_from_file_location(f"_config_{Path(path).stem}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    module, _, arg = _load_module(spec, "config")
     return module.get_config(arg) if arg else module.get_config()
 
 

@@ -315,12 +315,9 @@ def test_killed_trainer_is_recorded_failed_and_a_rerun_completes_it(fake, tmp_pa
     assert len(_attempts(victim)) == 2
 
 
-def test_killing_the_sweep_midway_then_rerunning_gives_the_clean_table(fake, tmp_path):
-    clean = tmp_path / "clean"
-    _run(fake, load_sweep(f"{fake['sweep_file']}:slow"), clean)
-
-    runs = tmp_path / "runs"
-    command = [
+def _slow_sweep_command(fake, runs) -> list[str]:
+    """The sweep CLI over the fake trainer's slow sweep, 2 workers."""
+    return [
         sys.executable,
         "-m",
         "experiments.sweep",
@@ -330,6 +327,14 @@ def test_killing_the_sweep_midway_then_rerunning_gives_the_clean_table(fake, tmp
         f"--trainer={' '.join(fake['trainer'])}",
         "--noprepare",
     ]
+
+
+def test_killing_the_sweep_midway_then_rerunning_gives_the_clean_table(fake, tmp_path):
+    clean = tmp_path / "clean"
+    _run(fake, load_sweep(f"{fake['sweep_file']}:slow"), clean)
+
+    runs = tmp_path / "runs"
+    command = _slow_sweep_command(fake, runs)
     proc = subprocess.Popen(command, cwd=REPO, start_new_session=True, stderr=subprocess.DEVNULL)
     first = runs / "fake" / "size=t20k,ratio=0.2,sleep_s=0.15"
     _wait_for(lambda: _eval_rows(first) >= 1)
@@ -346,16 +351,7 @@ def test_killing_the_sweep_midway_then_rerunning_gives_the_clean_table(fake, tmp
 
 def test_sigterm_to_the_sweep_stops_its_trainers(fake, tmp_path):
     runs = tmp_path / "runs"
-    command = [
-        sys.executable,
-        "-m",
-        "experiments.sweep",
-        f"--sweep={fake['sweep_file']}:slow",
-        f"--runs_dir={runs}",
-        "--workers=2",
-        f"--trainer={' '.join(fake['trainer'])}",
-        "--noprepare",
-    ]
+    command = _slow_sweep_command(fake, runs)
     proc = subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL)
     first = runs / "fake" / "size=t20k,ratio=0.2,sleep_s=0.15"
     _wait_for(lambda: _eval_rows(first) >= 1)
