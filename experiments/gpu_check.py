@@ -20,10 +20,34 @@ from typing import Any
 
 import jax
 from absl import app, flags
+from ml_collections import ConfigDict
 
 from experiments.sweep import load_config
+from mixlab.config import override, validate
 
 NUM_PEOPLE = 10_000
+
+
+def check_config(size: str, steps: int, base: str, log_every: int) -> ConfigDict:
+    """The base config at `size` on synthetic web, `steps` steps, no eval or checkpoint before the end; validated."""
+    config = load_config(base)
+    tokenizer = str(config.data.tokenizer)
+    overrides = {
+        "model.size": size,
+        "data.web": "synthetic",
+        "data.num_people": NUM_PEOPLE,
+        "data.tokenizer": tokenizer if tokenizer and Path(tokenizer).is_file() else "",
+        "train.num_steps": steps,
+        "train.log_every": log_every,
+        "train.eval_every": 0,
+        "train.checkpoint_every": 0,
+        "train.milestone_every": 0,
+        "train.tensorboard": False,
+        "eval.num_people": 100,
+    }
+    override(config, overrides, f"gpu_check {size}")
+    validate(config)
+    return config
 
 
 def check(size: str, steps: int, workdir: Path, base: str, log_every: int) -> dict[str, Any]:
@@ -31,15 +55,7 @@ def check(size: str, steps: int, workdir: Path, base: str, log_every: int) -> di
     from mixlab import metrics
     from mixlab.train import train_and_evaluate
 
-    config = load_config(base)
-    config.model.size = size
-    config.data.web, config.data.num_people = "synthetic", NUM_PEOPLE
-    if str(config.data.tokenizer) and not Path(str(config.data.tokenizer)).is_file():
-        config.data.tokenizer = ""
-    config.train.num_steps, config.train.tokens, config.train.exposures = steps, 0, 0.0
-    config.train.log_every, config.train.eval_every, config.train.checkpoint_every = log_every, 0, 0
-    config.train.milestone_every, config.train.tensorboard = 0, False
-    config.eval.num_people = 100
+    config = check_config(size, steps, base, log_every)
     if workdir.exists():
         shutil.rmtree(workdir)
     train_and_evaluate(config, str(workdir))
@@ -87,6 +103,8 @@ def main(argv: Sequence[str]) -> None:
     backend = jax.default_backend()
     if _REQUIRE_GPU.value and backend != "gpu":
         raise app.UsageError(f"JAX backend is {backend!r}, not 'gpu': on a GPU machine, pip install -e '.[gpu]'")
+    for size in _SIZES.value:  # every size's config is valid before the first one trains
+        check_config(size, _STEPS.value, _BASE.value, _LOG_EVERY.value)
     for size in _SIZES.value:
         result = check(size, _STEPS.value, Path(_OUT_DIR.value) / size, _BASE.value, _LOG_EVERY.value)
         print(format_result(result), flush=True)

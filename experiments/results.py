@@ -4,7 +4,7 @@ Each run folder <sweep_dir>/<run_id>/ holds config.json (the resolved config), e
 and status.json. Columns, in this order:
   sweep, run_id, size, params_total, params_non_embedding, ratio, num_people, seed   (size/ratio/num_people/seed
       are model.size, data.ratio, data.num_people, seed of config.json; the parameter counts are read from the eval
-      row, which mixlab.train fills, else from config.json at any nesting level, e.g. derived.params_total),
+      row, which the trainer fills, else from config.json at any nesting level, e.g. derived.params_total),
   every other config key whose value differs between runs of the folder, under its dotted name (sorted; facts that
       the trainer computed, under "derived." in config.json, are not config keys and are left out),
   step, final (True on the last eval of a run whose status is "complete"),
@@ -18,51 +18,20 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from mixlab import run_folder
+from mixlab.config import flatten
+
 CSV_FILE = "results.csv"
 PARQUET_FILE = "results.parquet"
 KEY_COLUMNS = {"size": "model.size", "ratio": "data.ratio", "num_people": "data.num_people", "seed": "seed"}
 PARAM_COLUMNS = ("params_total", "params_non_embedding")
 DERIVED_PREFIX = "derived."
-
-
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}; lists stay leaves."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def read_eval_rows(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """eval.jsonl rows sorted by step, newest row per step. A line that is not JSON (a write cut short by a kill)
-    is skipped with a warning naming it."""
-    path = Path(run_dir) / "eval.jsonl"
-    if not path.exists():
-        return []
-    by_step: dict[int, dict[str, Any]] = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            warnings.warn(f"{path}:{number}: skipping a line that is not JSON: {line[:80]!r}", stacklevel=2)
-            continue
-        if not isinstance(row, dict) or "step" not in row:
-            raise ValueError(f"{path}:{number}: an eval row must be a JSON object with a 'step', got {line[:80]!r}")
-        by_step[row["step"]] = row
-    return [by_step[step] for step in sorted(by_step)]
 
 
 def _cell(value: Any) -> Any:
@@ -85,11 +54,9 @@ def collect(sweep_dir: str | os.PathLike) -> pd.DataFrame:
     """The table of every run folder in `sweep_dir` that has a config.json (see the module docstring)."""
     sweep_dir = Path(sweep_dir)
     runs = []
-    for run_dir in sorted(p for p in sweep_dir.iterdir() if (p / "config.json").is_file()):
-        config = flatten(json.loads((run_dir / "config.json").read_text()))
-        status_path = run_dir / "status.json"
-        complete = status_path.exists() and json.loads(status_path.read_text()).get("status") == "complete"
-        runs.append((run_dir.name, config, complete, read_eval_rows(run_dir)))
+    for run_dir in sorted(p for p in sweep_dir.iterdir() if (p / run_folder.CONFIG_FILE).is_file()):
+        config = flatten(run_folder.read_config(run_dir))
+        runs.append((run_dir.name, config, run_folder.is_complete(run_dir), run_folder.read_eval_rows(run_dir)))
 
     keys = sorted({k for _, config, _, _ in runs for k in config if not k.startswith(DERIVED_PREFIX)})
     keys = [k for k in keys if k not in KEY_COLUMNS.values() and k not in PARAM_COLUMNS]

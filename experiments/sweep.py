@@ -3,7 +3,7 @@
 A sweep is config-as-code: a Python file whose `get_sweep(arg)` returns a `Sweep` (a base training config plus a
 list of config overrides, usually built with `grid`). Each point trains in `runs/<sweep>/<run_id>/` through
 
-    python -m mixlab.train --config=<base config> --workdir=<run dir> --config.<key>=<value> ...
+    python -m mixlab.main --config=<base config> --workdir=<run dir> --config.<key>=<value> ...
 
 (a point that sets one of train.num_steps/tokens/exposures also sets the other two to 0). Run ids are the overrides,
 readable: "size=t57k,ratio=0.2,seed=1". Completed runs (status.json "complete") are skipped; every other run is
@@ -41,11 +41,11 @@ from ml_collections import ConfigDict
 from tqdm import tqdm
 
 from experiments import results
-from mixlab.config import STEP_KEYS
+from mixlab import run_folder
+from mixlab.config import ConfigError, override, validate, with_run_length
+from mixlab.run_folder import LOG_FILE, read_status
 
-DEFAULT_TRAINER: tuple[str, ...] = (sys.executable, "-m", "mixlab.train")
-STATUS_FILE = "status.json"
-LOG_FILE = "train.log"
+DEFAULT_TRAINER: tuple[str, ...] = (sys.executable, "-m", "mixlab.main")
 SINGLE_THREAD_XLA_FLAG = "--xla_cpu_multi_thread_eigen=false"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._+-]+$")
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._+-]")
@@ -150,20 +150,25 @@ def load_config(spec: str) -> ConfigDict:
 
 
 def point_config(sweep: Sweep, point: Mapping[str, Scalar]) -> ConfigDict:
-    """The base config with the point's overrides applied; a clear error for an unknown key or a wrong type."""
-    cfg = load_config(sweep.config)
-    for key, value in overrides(point).items():
-        parent_key, _, leaf = key.rpartition(".")
-        parent = cfg
-        for part in parent_key.split(".") if parent_key else []:
-            parent = parent.get(part) if isinstance(parent, ConfigDict) else None
-        if not isinstance(parent, ConfigDict) or leaf not in parent:
-            raise KeyError(f"sweep {sweep.name!r}: override key {key!r} is not in config {sweep.config!r}")
+    """The base config with the point's overrides applied; ConfigError for an unknown key or a wrong type."""
+    config = load_config(sweep.config)
+    override(config, point, f"sweep {sweep.name!r}, config {sweep.config!r}")
+    return config
+
+
+def point_configs(sweep: Sweep, check: Callable[[ConfigDict], Any] | None = validate) -> list[ConfigDict]:
+    """The config of every point, each checked by `check` (mixlab.config.validate; None: a --trainer of another
+    config schema); a ConfigError names the point's run id."""
+    configs = []
+    for rid, point in zip(sweep.run_ids(), sweep.points, strict=True):
+        config = point_config(sweep, point)
         try:
-            setattr(parent, leaf, value)
-        except TypeError as e:
-            raise TypeError(f"sweep {sweep.name!r}: override {key}={value!r} does not fit config: {e}") from None
-    return cfg
+            if check is not None:
+                check(config)
+        except ConfigError as e:
+            raise ConfigError(f"sweep {sweep.name!r}, point {rid}: {e}") from None
+        configs.append(config)
+    return configs
 
 
 def shard(items: Sequence[Any], index: int, count: int) -> list[Any]:
@@ -196,32 +201,10 @@ def worker_env(threads: int, base: Mapping[str, str] | None = None) -> dict[str,
     return env
 
 
-def overrides(point: Mapping[str, Scalar]) -> dict[str, Scalar]:
-    """A point's config overrides: the point, plus 0 for the run-length keys (train.num_steps / tokens / exposures)
-    that it leaves out when it sets one of them, since exactly one gives the length (as in config-file args)."""
-    if not any(key in point for key in STEP_KEYS):
-        return dict(point)
-    return {**{key: 0 for key in STEP_KEYS if key not in point}, **point}
-
-
 def train_command(trainer: Sequence[str], config: str, run_dir: Path, point: Mapping[str, Scalar]) -> list[str]:
     """`trainer --config=... --workdir=... --config.key=value ...` for one point."""
-    flags_ = [f"--config.{k}={format_value(k, v)}" for k, v in overrides(point).items()]
+    flags_ = [f"--config.{k}={format_value(k, v)}" for k, v in with_run_length(point).items()]
     return [*trainer, f"--config={config}", f"--workdir={run_dir}", *flags_]
-
-
-def read_status(run_dir: Path) -> dict[str, Any]:
-    """The run's status.json, or {"status": "new"} when it has none (never started, or died before writing)."""
-    path = run_dir / STATUS_FILE
-    if not path.exists():
-        return {"status": "new", "error": None}
-    return json.loads(path.read_text())
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    os.replace(tmp, path)
 
 
 @contextlib.contextmanager
@@ -270,24 +253,21 @@ def _finish(job: _Job) -> tuple[str, str]:
     if status["status"] != "failed":
         why = _exit_reason(returncode) if returncode else f"trainer exited 0 with status {status['status']!r}"
         error = f"{why}; last log line: {_last_log_line(job.run_dir)}"
-        _write_json_atomic(
-            job.run_dir / STATUS_FILE,
-            {"status": "failed", "error": error, "wall_time_s": status.get("wall_time_s", elapsed)},
-        )
+        run_folder.write_status(job.run_dir, "failed", error, status.get("wall_time_s", elapsed))
         status = read_status(job.run_dir)
     error_line = (status.get("error") or "").strip().splitlines()[-1:] or ["(no error message)"]
     return "failed", f"FAILED after {elapsed:.1f}s: {error_line[0]} (log: {job.run_dir / LOG_FILE})"
 
 
 def _final_metrics(run_dir: Path) -> str:
-    rows = results.read_eval_rows(run_dir)
+    rows = run_folder.read_eval_rows(run_dir)
     if not rows or "acc" not in rows[-1]:
         return ""
     return f", acc {rows[-1]['acc']:.3f} at step {rows[-1].get('step')}"
 
 
 def prepare_data(config: ConfigDict) -> None:
-    """Build (or load) everything mixlab.train reads for config.data: tokenizer, web stores, SynBio."""
+    """Build (or load) everything the trainer reads for config.data: tokenizer, web stores, SynBio."""
     from data_gen.prepare import prepare
 
     prepare(config.data)
@@ -307,6 +287,7 @@ def run_sweep(
     num_shards: int = 1,
     trainer: Sequence[str] = DEFAULT_TRAINER,
     prepare: Callable[[ConfigDict], Any] | None = prepare_data,
+    check: Callable[[ConfigDict], Any] | None = validate,
     progress: bool = True,
     poll_s: float = 0.1,
 ) -> dict[str, str]:
@@ -315,8 +296,8 @@ def run_sweep(
 
     `prepare(config)` runs here, once per distinct config.data of the runs to train, before any worker starts, so
     that workers only load the data instead of each building the same files (safe, but N times the work; None: the
-    trainer builds what is missing)."""
-    configs = [point_config(sweep, point) for point in sweep.points]  # fail fast on a bad override
+    trainer builds what is missing). `check(config)` validates every point's config before anything starts."""
+    configs = point_configs(sweep, check)  # every point valid, before the first run starts
     sweep_dir = Path(runs_dir) / sweep.name
     todo = shard(list(zip(sweep.run_ids(), sweep.points, strict=True)), shard_index, num_shards)
     slots = cpu_slots(workers)
@@ -427,16 +408,27 @@ def _define_flags() -> None:
     flags.DEFINE_bool("plan", False, "Only print this shard's runs and their cost (6ND FLOPs, GPU-hours).", **m)
     flags.DEFINE_string("trainer", shlex.join(DEFAULT_TRAINER), "Command that trains one run (gets --config...).", **m)
     flags.DEFINE_bool("prepare", True, "Build each distinct data set once before the workers start.", **m)
+    flags.DEFINE_bool(
+        "validate", True, "Validate every point's config first (off: a --trainer of another schema).", **m
+    )
     flags.mark_flag_as_required("sweep")
 
 
 def main(argv: Sequence[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    FLAGS = flags.FLAGS
+    try:
+        return _main(flags.FLAGS)
+    except ConfigError as e:
+        print(f"mixlab.sweep: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(FLAGS: flags.FlagValues) -> int:
     sweep = load_sweep(FLAGS.sweep)
     sweep_dir = Path(FLAGS.runs_dir) / sweep.name
     if FLAGS.plan:
+        point_configs(sweep, validate if FLAGS.validate else None)
         print(plan(sweep, FLAGS.shard_index, FLAGS.num_shards))
         return 0
     if FLAGS.table_only:
@@ -451,6 +443,7 @@ def main(argv: Sequence[str]) -> int:
         num_shards=FLAGS.num_shards,
         trainer=shlex.split(FLAGS.trainer),
         prepare=prepare_data if FLAGS.prepare else None,
+        check=validate if FLAGS.validate else None,
     )
     print(f"results: {sweep_dir / results.CSV_FILE} and {sweep_dir / results.PARQUET_FILE}")
     failed = sorted(rid for rid, outcome in outcomes.items() if outcome == "failed")

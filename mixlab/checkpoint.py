@@ -17,54 +17,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
-# Config keys that may change between a checkpoint and its resumption: how the run is laid out and monitored, not
-# what it computes. Entries ending in "." are prefixes.
-RUNTIME_KEYS = (
-    "sharding.",
-    "train.log_every",
-    "train.eval_every",
-    "train.checkpoint_every",
-    "train.keep_checkpoints",
-    "train.milestone_every",
-    "train.tensorboard",
-    "eval.batch_size",
-    "data.dir",
-)
-
-
-class ConfigMismatchError(ValueError):
-    """The config of a run folder or checkpoint differs from the config of the run trying to use it."""
-
-
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a.b': 1}."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
-
-
-def config_diff(saved: Mapping[str, Any], current: Mapping[str, Any], ignore=RUNTIME_KEYS) -> list[str]:
-    """Dotted keys whose values differ (or exist on one side only), skipping the runtime keys in `ignore`."""
-    a, b = flatten(saved), flatten(current)
-
-    def ignored(key: str) -> bool:
-        return any(key.startswith(k) if k.endswith(".") else key == k for k in ignore)
-
-    return sorted(k for k in a.keys() | b.keys() if not ignored(k) and a.get(k, "<missing>") != b.get(k, "<missing>"))
-
-
-def check_config(saved: Mapping[str, Any], current: Mapping[str, Any], where: str) -> None:
-    """Raise ConfigMismatchError listing each differing key with both values."""
-    diff = config_diff(saved, current)
-    if diff:
-        a, b = flatten(saved), flatten(current)
-        lines = "; ".join(f"{k}: saved={a.get(k, '<missing>')!r} now={b.get(k, '<missing>')!r}" for k in diff)
-        raise ConfigMismatchError(f"{where} was written with a different config ({len(diff)} keys differ): {lines}")
+from mixlab.config import check_same_run
 
 
 def _handler_registry() -> ocp.handlers.DefaultCheckpointHandlerRegistry:
@@ -125,13 +78,13 @@ class Checkpointer:
     def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
         """Restore `step` (default: latest) into the shapes, dtypes and shardings of `abstract_state`.
 
-        The saved config must equal this Checkpointer's config apart from RUNTIME_KEYS (ConfigMismatchError).
+        The saved config must be this Checkpointer's config (mixlab.config.check_same_run: ConfigMismatchError).
         """
         step = self.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
         meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-        check_config(meta["config"], self.config, f"checkpoint {self.directory} step {step}")
+        check_same_run(meta["config"], self.config, f"checkpoint {self.directory} step {step}")
         target = jax.tree_util.tree_map(
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), abstract_state
         )

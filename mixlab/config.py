@@ -1,7 +1,9 @@
-"""The training config: every key with its default, and the checks that run before any data is built or compiled.
+"""The training config: every key with its default, the run-length rule, and `validate`, the one validator.
 
-Config files (experiments/configs/*.py) start from `base_config()`; the trainer rejects a config holding any key that
-is not here, so a typo is an error rather than a silently ignored setting.
+Config files (experiments/configs/*.py) start from `base_config()`. `validate(config)` checks the whole resolved
+config (keys, data, model, optimizer, train, eval, sharding) before any data is built or compiled; the trainer, the
+sweep (every point, before the first run starts) and the GPU check call it. Every error is a ConfigError naming the
+key, its value and what is allowed.
 """
 
 from __future__ import annotations
@@ -9,16 +11,44 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+import jax
 import ml_collections
 from ml_collections.config_dict import placeholder
 
 from data_gen.synbio_fields import resolve_pool_sizes
 from data_gen.synthetic_web import SyntheticWeb
-from mixlab.checkpoint import flatten
+from mixlab import optimizer, sharding
+from mixlab.model import ModelConfig
 
+# Exactly one of these gives the run length; setting one zeroes the other two (`with_run_length`).
 STEP_KEYS = ("train.num_steps", "train.tokens", "train.exposures")
+# Keys that may change between a checkpoint and its resumption: how the run is laid out and monitored, not what it
+# computes. Entries ending in "." are prefixes.
+RUNTIME_KEYS = (
+    "sharding.",
+    "train.log_every",
+    "train.eval_every",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.milestone_every",
+    "train.tensorboard",
+    "eval.batch_size",
+    "data.dir",
+    "derived.",
+)
+WEB_KEYWORDS = ("default", "synthetic", "none")
+TFDS_PREFIX = "tfds:"
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key, the value and what is allowed."""
+
+
+class ConfigMismatchError(ValueError):
+    """The config of a run folder or checkpoint differs from the config of the run trying to use it."""
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -79,15 +109,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.sharding = dict(
         num_devices=-1,  # use the first n devices (-1 = all); e.g. 1 for a tiny model on a multi-device host
         mesh=dict(data=-1, fsdp=1, tensor=1),
-        rules=dict(
-            batch=("data", "fsdp"),
-            vocab="tensor",
-            embed="fsdp",
-            heads="tensor",
-            kv=placeholder(str),
-            mlp="tensor",
-            norm=placeholder(str),
-        ),
+        # mixlab.sharding.RULES, the one table of defaults; a rule that is None (replicated) is an unset placeholder
+        rules={k: placeholder(str) if v is None else v for k, v in sharding.RULES.items()},
     )
     return c
 
@@ -97,54 +120,232 @@ def as_dict(config: ml_collections.ConfigDict | Mapping[str, Any]) -> dict[str, 
     return config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config)
 
 
-def check_keys(config: ml_collections.ConfigDict | Mapping[str, Any]) -> None:
-    """Raise KeyError naming every key that base_config() does not have, or that the config lacks."""
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}; lists stay leaves."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def with_run_length(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The run-length rule: overrides that set one of STEP_KEYS also set the other two to 0 (in front of them)."""
+    if not any(key in overrides for key in STEP_KEYS):
+        return dict(overrides)
+    return {**{key: 0 for key in STEP_KEYS if key not in overrides}, **overrides}
+
+
+def override(config: ml_collections.ConfigDict, overrides: Mapping[str, Any], where: str = "override") -> None:
+    """Set dotted keys of `config` in place, with the run-length rule; ConfigError for an unknown key or a value of
+    the wrong type (ml_collections' type check)."""
+    for key, value in with_run_length(overrides).items():
+        parent_key, _, leaf = key.rpartition(".")
+        parent = config
+        for part in parent_key.split(".") if parent_key else []:
+            parent = parent.get(part) if isinstance(parent, ml_collections.ConfigDict) else None
+        if not isinstance(parent, ml_collections.ConfigDict) or leaf not in parent:
+            raise ConfigError(f"{where}: unknown config key {key!r}")
+        try:
+            setattr(parent, leaf, value)
+        except TypeError as e:
+            raise ConfigError(f"{where}: {key}={value!r} does not fit the config: {e}") from None
+
+
+# ------------------------------------------------------------------------------------------------- same run
+
+
+def config_diff(saved: Mapping[str, Any], current: Mapping[str, Any], ignore: tuple[str, ...] = RUNTIME_KEYS) -> list:
+    """Dotted keys whose values differ (or exist on one side only), skipping the keys (or prefixes) in `ignore`."""
+    a, b = flatten(saved), flatten(current)
+
+    def ignored(key: str) -> bool:
+        return any(key.startswith(k) if k.endswith(".") else key == k for k in ignore)
+
+    return sorted(k for k in a.keys() | b.keys() if not ignored(k) and a.get(k, "<missing>") != b.get(k, "<missing>"))
+
+
+def check_same_run(saved: Mapping[str, Any], current: Mapping[str, Any], where: str) -> None:
+    """Raise ConfigMismatchError unless `saved` (a run folder's or checkpoint's config) is the run `current` asks for.
+
+    RUNTIME_KEYS may differ. train.num_steps is compared only where `current` sets it (> 0): a run given in tokens
+    or exposures records the number of steps it resolved to.
+    """
+    ignore = RUNTIME_KEYS + (() if flatten(current).get("train.num_steps", 0) > 0 else ("train.num_steps",))
+    diff = config_diff(saved, current, ignore)
+    if diff:
+        a, b = flatten(saved), flatten(current)
+        lines = "; ".join(f"{k}: saved={a.get(k, '<missing>')!r} now={b.get(k, '<missing>')!r}" for k in diff)
+        raise ConfigMismatchError(f"{where} holds a run with a different config ({len(diff)} keys differ): {lines}")
+
+
+# ----------------------------------------------------------------------------------------------- validation
+
+
+def _need(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r}: {allowed}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_keys(config: ml_collections.ConfigDict | Mapping[str, Any]) -> None:
     have, known = set(flatten(as_dict(config))), set(flatten(base_config().to_dict()))
     unknown, missing = sorted(have - known), sorted(known - have)
     if unknown:
-        raise KeyError(f"unknown config key(s) {unknown}; see mixlab/config.py:base_config for the known keys")
+        raise ConfigError(f"unknown config key(s) {unknown}; see mixlab/config.py:base_config for the known keys")
     if missing:
-        raise KeyError(f"config lacks key(s) {missing}; start config files from mixlab.config.base_config()")
+        raise ConfigError(f"config lacks key(s) {missing}; start config files from mixlab.config.base_config()")
 
 
-def check_values(config: ml_collections.ConfigDict) -> None:
-    """Static value checks (each error names its key); mesh and batch divisibility are checked against the mesh."""
-    d, t = config.data, config.train
-    if not 0.0 <= d.ratio <= 1.0:
-        raise ValueError(f"data.ratio={d.ratio}: the mixing ratio must be in [0, 1]")
-    for key in ("data.seq_len", "data.global_batch", "data.num_people", "eval.batch_size", "eval.web_batches"):
-        section, name = key.split(".")
-        if config[section][name] < 1:
-            raise ValueError(f"{key}={config[section][name]}: must be >= 1")
-    if not 0.0 < d.subsample <= 1.0:
-        raise ValueError(f"data.subsample={d.subsample}: must be in (0, 1]")
-    given = [k for k in STEP_KEYS if config[k.split(".")[0]][k.split(".")[1]] > 0]
+def _check_data(d: ml_collections.ConfigDict) -> None:
+    _need(0.0 <= d.ratio <= 1.0, "data.ratio", d.ratio, "the mixing ratio must be in [0, 1]")
+    for key in ("seq_len", "global_batch", "num_people"):
+        _need(_is_int(d[key]) and d[key] >= 1, f"data.{key}", d[key], "must be an int >= 1")
+    _need(_is_int(d.vocab_size) and d.vocab_size >= 258, "data.vocab_size", d.vocab_size, "must be an int >= 258")
+    _need(d.synbio_seed >= 0, "data.synbio_seed", d.synbio_seed, "must be >= 0")
+    _need(0.0 < d.subsample <= 1.0, "data.subsample", d.subsample, "the kept fraction of people must be in (0, 1]")
+    groups = d.power_law_groups
+    _need(groups >= 0, "data.power_law_groups", groups, "must be >= 0 (0 = uniform SynBio)")
+    if groups > 0:
+        _need(d.subsample == 1.0, "data.subsample", d.subsample, "must be 1.0 when data.power_law_groups > 0")
+        _need(d.num_people % groups == 0, "data.power_law_groups", groups, f"must divide data.num_people={d.num_people}")
+        _need(math.isfinite(d.power_law_beta), "data.power_law_beta", d.power_law_beta, "must be finite")
+    web = str(d.web)
+    if web == "none":
+        _need(d.ratio == 1.0, "data.ratio", d.ratio, "must be 1 with data.web='none' (no web text to mix)")
+    elif web not in WEB_KEYWORDS and not web.startswith(TFDS_PREFIX):
+        _need(Path(web).expanduser().exists(), "data.web", web, f"not a file or folder; or one of {WEB_KEYWORDS}")
+    tokenizer = str(d.tokenizer)
+    _need(not tokenizer or Path(tokenizer).expanduser().is_file(), "data.tokenizer", tokenizer, "no such file")
+    try:
+        resolve_pool_sizes(dict(d.pool_sizes))
+        SyntheticWeb.from_config(d.synthetic.to_dict())
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"data: {e}") from None
+
+
+def _check_optim(o: ml_collections.ConfigDict, global_batch: int) -> None:
+    _need(o.schedule in optimizer.SCHEDULES, "optim.schedule", o.schedule, f"must be one of {optimizer.SCHEDULES}")
+    _need(o.lr > 0 and math.isfinite(o.lr), "optim.lr", o.lr, "the peak learning rate must be > 0")
+    _need(o.warmup_steps >= 0, "optim.warmup_steps", o.warmup_steps, "must be >= 0")
+    _need(0.0 <= o.decay_fraction <= 1.0, "optim.decay_fraction", o.decay_fraction, "must be in [0, 1]")
+    _need(0.0 <= o.weight_decay < math.inf, "optim.weight_decay", o.weight_decay, "must be >= 0")
+    _need(0.0 <= o.b1 < 1.0, "optim.b1", o.b1, "must be in [0, 1)")
+    _need(0.0 <= o.b2 < 1.0, "optim.b2", o.b2, "must be in [0, 1)")
+    _need(0.0 < o.eps < math.inf, "optim.eps", o.eps, "must be > 0")
+    _need(0.0 < o.clip_norm < math.inf, "optim.clip_norm", o.clip_norm, "the gradient-norm clip must be > 0")
+    _need(
+        _is_int(o.grad_accum) and o.grad_accum >= 1 and global_batch % o.grad_accum == 0,
+        "optim.grad_accum",
+        o.grad_accum,
+        f"must be an int >= 1 that divides data.global_batch={global_batch}",
+    )
+
+
+def check_schedule(o: ml_collections.ConfigDict, num_steps: int) -> None:
+    """Warmup plus the WSD decay must fit in the run (called once train.num_steps is known)."""
+    tail = optimizer.decay_steps(o, num_steps) if o.schedule == "wsd" else 0
+    _need(
+        o.warmup_steps + tail <= num_steps,
+        "optim.warmup_steps",
+        o.warmup_steps,
+        f"warmup plus the {tail} decay steps must fit in the run's {num_steps} steps",
+    )
+
+
+def _check_train(t: ml_collections.ConfigDict) -> None:
+    given = [k for k in STEP_KEYS if t[k.split(".")[1]] > 0]
     if len(given) != 1:
-        raise ValueError(f"exactly one of {STEP_KEYS} must be > 0, got {given or 'none'}")
-    for key in ("log_every", "eval_every", "checkpoint_every", "milestone_every"):
-        if t[key] < 0:
-            raise ValueError(f"train.{key}={t[key]}: must be >= 0 (0 = only at the end)")
-    if t.log_every < 1:
-        raise ValueError(f"train.log_every={t.log_every}: must be >= 1")
-    if config.eval.num_people != -1 and config.eval.num_people < 1:
-        raise ValueError(f"eval.num_people={config.eval.num_people}: must be -1 (everyone) or >= 1")
+        raise ConfigError(f"exactly one of {STEP_KEYS} must be > 0 (the run length), got {given or 'none'}")
+    _need(t.log_every >= 1, "train.log_every", t.log_every, "must be >= 1")
+    for key in ("eval_every", "checkpoint_every", "milestone_every"):
+        _need(t[key] >= 0, f"train.{key}", t[key], "must be >= 0 (0 = only at the end)")
+    _need(t.keep_checkpoints >= 1, "train.keep_checkpoints", t.keep_checkpoints, "must be >= 1")
 
 
-def resolve_num_steps(
-    config: ml_collections.ConfigDict, knowledge_tokens_per_step: int, tokens_per_exposure: float, num_people: int
-) -> int:
-    """train.num_steps from exactly one of train.num_steps / train.tokens / train.exposures.
+def _check_eval(e: ml_collections.ConfigDict, num_people: int) -> None:
+    _need(
+        e.num_people == -1 or 1 <= e.num_people <= num_people,
+        "eval.num_people",
+        e.num_people,
+        f"must be -1 (everyone) or in [1, data.num_people={num_people}]",
+    )
+    _need(e.batch_size >= 1, "eval.batch_size", e.batch_size, "must be >= 1")
+    _need(e.web_batches >= 1, "eval.web_batches", e.web_batches, "must be >= 1")
+    _need(e.seed >= 0, "eval.seed", e.seed, "must be >= 0")
 
-    tokens: ceil(tokens / (B * L)). exposures (per person): ceil(exposures * num_people * tokens_per_exposure /
-    knowledge_tokens_per_step), where tokens_per_exposure is the knowledge set's mean document length plus its EOS.
-    """
+
+def mesh_and_rules(config: ml_collections.ConfigDict) -> tuple[jax.sharding.Mesh, dict]:
+    """The device mesh and logical-axis rules of config.sharding, checked against the batch sizes."""
+    n, d = config.sharding.num_devices, config.data
+    count = jax.device_count()
+    _need(n == -1 or 1 <= n <= count, "sharding.num_devices", n, f"must be -1 (all) or in [1, {count}]")
+    if jax.process_count() > 1:
+        _need(n in (-1, count), "sharding.num_devices", n, f"a multi-process run must use all {count} devices")
+        _need(
+            d.global_batch % jax.process_count() == 0,
+            "data.global_batch",
+            d.global_batch,
+            f"must divide over the {jax.process_count()} processes",
+        )
+    try:
+        mesh = sharding.make_mesh(config.sharding.mesh.to_dict(), None if n == -1 else n)
+        rules = sharding.resolve_rules(config.sharding.rules.to_dict())
+        sharding.check_batch(d.global_batch, mesh, rules, key="data.global_batch")
+        micro = d.global_batch // config.optim.grad_accum
+        sharding.check_batch(micro, mesh, rules, key="data.global_batch / optim.grad_accum")
+        sharding.check_batch(config.eval.batch_size, mesh, rules, key="eval.batch_size")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return mesh, rules
+
+
+def static_num_steps(config: ml_collections.ConfigDict) -> int | None:
+    """train.num_steps when the config alone gives it (num_steps or tokens); None for exposures (needs the data)."""
     t = config.train
     if t.num_steps > 0:
         return int(t.num_steps)
     if t.tokens > 0:
         return math.ceil(t.tokens / (config.data.global_batch * config.data.seq_len))
-    if knowledge_tokens_per_step == 0:
-        raise ValueError(
-            f"train.exposures={t.exposures} needs knowledge in the mixture, but data.ratio={config.data.ratio}"
-        )
-    return math.ceil(t.exposures * num_people * tokens_per_exposure / knowledge_tokens_per_step)
+    return None
+
+
+def validate(config: ml_collections.ConfigDict) -> tuple[jax.sharding.Mesh, dict]:
+    """Check the whole config before anything is built; returns the mesh and rules. Raises ConfigError."""
+    _check_keys(config)
+    d = config.data
+    _check_data(d)
+    try:
+        ModelConfig.from_config(config.model.to_dict(), d.vocab_size, d.seq_len)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    _check_optim(config.optim, d.global_batch)
+    _check_train(config.train)
+    num_steps = static_num_steps(config)
+    if num_steps is not None:
+        check_schedule(config.optim, num_steps)
+    _check_eval(config.eval, d.num_people)
+    return mesh_and_rules(config)
+
+
+def resolve_num_steps(
+    config: ml_collections.ConfigDict, knowledge_tokens_per_step: int, tokens_per_exposure: float, num_people: int
+) -> int:
+    """train.num_steps from exactly one of train.num_steps / train.tokens / train.exposures, schedule checked.
+
+    tokens: ceil(tokens / (B * L)). exposures (per person): ceil(exposures * num_people * tokens_per_exposure /
+    knowledge_tokens_per_step), where tokens_per_exposure is the knowledge set's mean document length plus its EOS.
+    """
+    num_steps = static_num_steps(config)
+    if num_steps is None:
+        t = config.train
+        _need(knowledge_tokens_per_step > 0, "train.exposures", t.exposures, "needs data.ratio > 0")
+        num_steps = math.ceil(t.exposures * num_people * tokens_per_exposure / knowledge_tokens_per_step)
+    check_schedule(config.optim, num_steps)
+    return num_steps

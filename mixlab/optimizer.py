@@ -21,29 +21,6 @@ def decay_steps(optim: ml_collections.ConfigDict, num_steps: int) -> int:
     return int(round(optim.decay_fraction * num_steps))
 
 
-def validate(optim: ml_collections.ConfigDict, num_steps: int, global_batch: int) -> None:
-    """Raise ValueError naming the offending key if the optimiser config cannot work for this run."""
-    if optim.schedule not in SCHEDULES:
-        raise ValueError(f"optim.schedule={optim.schedule!r}: must be one of {SCHEDULES}")
-    if not optim.lr > 0:
-        raise ValueError(f"optim.lr={optim.lr}: must be > 0")
-    if optim.warmup_steps < 0:
-        raise ValueError(f"optim.warmup_steps={optim.warmup_steps}: must be >= 0")
-    if not 0.0 <= optim.decay_fraction <= 1.0:
-        raise ValueError(f"optim.decay_fraction={optim.decay_fraction}: must be in [0, 1]")
-    tail = decay_steps(optim, num_steps) if optim.schedule == "wsd" else 0
-    if optim.warmup_steps + tail > num_steps:
-        raise ValueError(
-            f"optim.warmup_steps={optim.warmup_steps} plus the {tail} decay steps exceed train.num_steps={num_steps}"
-        )
-    if optim.grad_accum < 1 or global_batch % optim.grad_accum:
-        raise ValueError(
-            f"optim.grad_accum={optim.grad_accum}: must be >= 1 and divide data.global_batch={global_batch}"
-        )
-    if optim.clip_norm <= 0:
-        raise ValueError(f"optim.clip_norm={optim.clip_norm}: must be > 0")
-
-
 def make_schedule(optim: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
     """Learning rate as a function of the (0-based) step.
 

@@ -1,16 +1,13 @@
-"""Train one model on one mixture and measure what it memorized: `python -m mixlab.train`.
+"""The training loop: one run in one workdir, from the validated config to the final eval row.
 
-    python -m mixlab.train --config=experiments/configs/tiny.py:runlocal --workdir=runs/tiny [--config.x.y=...]
-
-The workdir receives config.json (resolved), metrics.jsonl, eval.jsonl, checkpoints/ and status.json. Relaunching
-with the same workdir resumes from the latest checkpoint; a complete run returns at once; a different config is an
-error naming the differing keys. Multi-host: pass --coordinator_address/--num_processes/--process_id (or the JAX_*
-environment variables, or --distributed_auto) to every process.
+`train_and_evaluate(config, workdir)` validates the config, prepares the data, builds the stream and the sharded
+state, trains (resuming from the latest checkpoint), evaluates on schedule and checkpoints. The run folder's layout
+is mixlab/run_folder.py's; the command line is mixlab/main.py (`python -m mixlab.main`). Relaunching in the same
+workdir resumes; a complete run returns at once; a different config is an error naming the differing keys.
 """
 
 from __future__ import annotations
 
-import json
 import logging as std_logging
 import os
 import sys
@@ -20,12 +17,9 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
-from absl import app, flags
-from absl import logging as absl_logging
-from ml_collections import config_flags
 
 from data_gen.web import WebSource
-from mixlab import checkpoint, distributed, evaluate, metrics, sharding
+from mixlab import checkpoint, evaluate, metrics, run_folder, sharding
 from mixlab import config as config_lib
 from mixlab.mixture import MixtureStream, Prefetcher
 from mixlab.model import ModelConfig, param_counts
@@ -51,28 +45,6 @@ class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or Inf."""
 
 
-# -------------------------------------------------------------------------------------------------------- workdir
-
-
-def _write_json(path: str, obj: Any) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
-
-
-def _read_json(path: str) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def _last_eval_row(workdir: str) -> dict:
-    rows = metrics.read_jsonl(os.path.join(workdir, "eval.jsonl"))
-    if not rows:
-        raise RuntimeError(f"{workdir}/status.json says complete but eval.jsonl is empty")
-    return rows[-1]
-
-
 # ----------------------------------------------------------------------------------------------------------- run
 
 
@@ -82,13 +54,12 @@ def training_people(knowledge: Any) -> np.ndarray:
     return np.arange(knowledge.num_people) if people is None else np.asarray(people)
 
 
-class _Run:
-    """One training run: data, model, state, writers; `loop` trains from the restored step to the end."""
+class RunFacts:
+    """What a run is, from its config and data, before anything compiles: the stream, the run length, the model's
+    size and cost. `derived()` is written into config.json; `counts(step)` goes into every metrics and eval row."""
 
-    def __init__(self, config: ml_collections.ConfigDict, workdir: str, mesh, rules, prepared: Any):
-        d, t = config.data, config.train
-        self.config, self.workdir, self.mesh, self.rules = config, workdir, mesh, rules
-        self.prepared = prepared
+    def __init__(self, config: ml_collections.ConfigDict, prepared: Any, mesh):
+        d = config.data
         self.eos_id, vocab_size = int(prepared.tokenizer.eos_id), int(prepared.tokenizer.vocab_size)
         knowledge = prepared.knowledge_source if d.ratio > 0 else None
         web = WebSource(prepared.web_train, config.seed, self.eos_id) if d.ratio < 1 else None
@@ -100,8 +71,6 @@ class _Run:
         self.web_per_step = slots - k - int(0 < k < slots)  # the knowledge->web junction slot carries no loss
         self.tokens_per_exposure = float(prepared.synbio.mean_bio_tokens) + 1.0
         self.num_steps = config_lib.resolve_num_steps(config, k, self.tokens_per_exposure, len(self.people))
-        config.train.num_steps = self.num_steps  # `config` is train_and_evaluate's private copy
-        self.resolved = config_lib.as_dict(config)  # what config.json and every checkpoint record
         self.model_cfg = ModelConfig.from_config(config.model.to_dict(), vocab_size, d.seq_len)
         self.params_total, self.params_non_embedding = param_counts(self.model_cfg)
         self.flops_per_token = metrics.flops_per_token(
@@ -113,17 +82,10 @@ class _Run:
         per_peak = jax.process_count() if device.platform == "cpu" else mesh.devices.size
         self.peak_flops = peak * per_peak if peak else None
         self.device_kind = device.device_kind
-        self.is_writer = jax.process_index() == 0
-        self.timers = metrics.Timers()
-        self.metrics_writer = metrics.MetricsWriter(workdir, "metrics", t.tensorboard, self.is_writer)
-        self.eval_writer = metrics.MetricsWriter(workdir, "eval", t.tensorboard, self.is_writer)
+        self.num_devices = int(mesh.devices.size)
         self.eval_set = prepared.eval_set.subset(
             evaluate.select_eval_people(d.num_people, config.eval.num_people, config.eval.seed)
         )
-        self.prefetch: Prefetcher | None = None
-        self.last_eval: dict[str, Any] = {}
-        self.wall_before = 0.0  # wall time of earlier sessions of this run (from the checkpoint)
-        self.t_start = time.perf_counter()
 
     def derived(self) -> dict[str, Any]:
         """Facts computed from the config and data, written into config.json under "derived"."""
@@ -141,14 +103,11 @@ class _Run:
             "peak_flops_total": self.peak_flops,
             "peak_flops_source": self.peak_source,
             "device_kind": self.device_kind,
-            "num_devices": int(self.mesh.devices.size),
+            "num_devices": self.num_devices,
             "num_processes": jax.process_count(),
             "eval_people": int(len(np.unique(self.eval_set.person))),
             "bits_per_param_denominator": "params_non_embedding",
         }
-
-    def wall_time(self) -> float:
-        return self.wall_before + time.perf_counter() - self.t_start
 
     def counts(self, completed: int) -> dict[str, float]:
         """Tokens seen per source and exposures per training person after `completed` steps."""
@@ -164,20 +123,43 @@ class _Run:
             "exposures_min": int(exposures.min()),
         }
 
+
+class _Run:
+    """One training session of a run: state, writers, timers; `loop` trains from the restored step to the end."""
+
+    def __init__(self, config: ml_collections.ConfigDict, workdir: str, mesh, rules, prepared: Any):
+        self.config, self.workdir, self.mesh, self.rules = config, workdir, mesh, rules
+        self.prepared = prepared
+        self.facts = RunFacts(config, prepared, mesh)
+        config.train.num_steps = self.facts.num_steps  # `config` is train_and_evaluate's private copy
+        self.resolved = config_lib.as_dict(config)  # what config.json and every checkpoint record
+        self.is_writer = jax.process_index() == 0
+        self.timers = metrics.Timers()
+        t = config.train
+        self.metrics_writer = metrics.MetricsWriter(workdir, run_folder.METRICS, t.tensorboard, self.is_writer)
+        self.eval_writer = metrics.MetricsWriter(workdir, run_folder.EVAL, t.tensorboard, self.is_writer)
+        self.prefetch: Prefetcher | None = None
+        self.last_eval: dict[str, Any] = {}
+        self.wall_before = 0.0  # wall time of earlier sessions of this run (from the checkpoint)
+        self.t_start = time.perf_counter()
+
+    def wall_time(self) -> float:
+        return self.wall_before + time.perf_counter() - self.t_start
+
     # ---------------------------------------------------------------------------------------------- train loop
 
     def loop(self, stop_after: int | None) -> dict[str, Any]:
         """Train to num_steps (or stop_after), resuming from the latest checkpoint; returns the last eval row."""
         t = self.config.train
         ckpt = checkpoint.Checkpointer(
-            os.path.join(self.workdir, "checkpoints"), t.keep_checkpoints, t.milestone_every, self.resolved
+            os.path.join(self.workdir, run_folder.CHECKPOINT_DIR), t.keep_checkpoints, t.milestone_every, self.resolved
         )
         start = ckpt.latest_step() or 0
-        end = self.num_steps if stop_after is None else min(self.num_steps, stop_after)
+        end = self.facts.num_steps if stop_after is None else min(self.facts.num_steps, stop_after)
         if start >= end:
             ckpt.close()
             return self.result(end)
-        spec = StepSpec.create(self.model_cfg, self.config.optim, self.num_steps, self.mesh, self.rules)
+        spec = StepSpec.create(self.facts.model_cfg, self.config.optim, self.facts.num_steps, self.mesh, self.rules)
         state, shardings = init_state(spec, self.mesh, self.rules, self.config.seed)
         if start:
             state, meta = ckpt.restore(state, start)
@@ -188,7 +170,7 @@ class _Run:
         batch_sharding = sharding.batch_sharding(self.mesh, self.rules)
         step_fn = jit_train_step(shardings, batch_sharding, self.mesh)
         self.prefetch = Prefetcher(
-            DeviceStream(self.stream, batch_sharding), start, jax.process_index(), jax.process_count()
+            DeviceStream(self.facts.stream, batch_sharding), start, jax.process_index(), jax.process_count()
         )
         try:
             batch = next(self.prefetch)
@@ -205,7 +187,7 @@ class _Run:
                     log.add(pending[0], np.asarray(pending[1]))  # step t-1, read while step t runs
                 pending = (step, step_metrics)
                 done = step + 1
-                at_eval = done == self.num_steps or (t.eval_every and done % t.eval_every == 0)
+                at_eval = done == self.facts.num_steps or (t.eval_every and done % t.eval_every == 0)
                 at_ckpt = done == end or (t.checkpoint_every and done % t.checkpoint_every == 0)
                 if done % t.log_every == 0 or at_eval or at_ckpt:
                     log.add(pending[0], np.asarray(pending[1]))
@@ -227,7 +209,7 @@ class _Run:
 
     def result(self, end: int) -> dict[str, Any]:
         """The final eval row when the run is complete, else a marker of where this session stopped."""
-        if end < self.num_steps:
+        if end < self.facts.num_steps:
             return {"step": end, "stopped_early": True}
         return self.last_eval or _last_eval_row(self.workdir)
 
@@ -239,7 +221,7 @@ class _Run:
             mem = evaluate.memorization(
                 self.logits_fn,
                 params,
-                self.eval_set,
+                self.facts.eval_set,
                 cfg.batch_size,
                 pool_sizes=self.prepared.synbio.population.pool_sizes,
                 population_size=d.num_people,
@@ -253,19 +235,19 @@ class _Run:
                     d.seq_len,
                     cfg.web_batches,
                     d.global_batch // self.config.optim.grad_accum,
-                    eos_id=self.eos_id,
+                    eos_id=self.facts.eos_id,
                 )
                 if web is not None
                 else float("nan")
             )
         row = {
             "step": completed,
-            **self.counts(completed),
+            **self.facts.counts(completed),
             **mem,
-            "bits_per_param": mem["bits_stored_total"] / self.params_non_embedding,
+            "bits_per_param": mem["bits_stored_total"] / self.facts.params_non_embedding,
             "web_loss": web_loss,
-            "params_total": self.params_total,
-            "params_non_embedding": self.params_non_embedding,
+            "params_total": self.facts.params_total,
+            "params_non_embedding": self.facts.params_non_embedding,
             "eval_time_s": time.perf_counter() - t0,
             "wall_time_s": self.wall_time(),
         }
@@ -316,7 +298,7 @@ class _StepLog:
         wall = max(now - self.t0 - self.paused, 1e-9)
         s = dict(zip(STEP_METRICS, self.sums, strict=True))
         k_count, w_count = s["knowledge_count"], s["count"] - s["knowledge_count"]
-        tokens_per_s = self.steps * r.tokens_per_step / wall
+        tokens_per_s = self.steps * r.facts.tokens_per_step / wall
         wait = r.prefetch.wait_seconds - self.wait0
         r.timers.add("train", wall)  # the loop's wall time, data waits included
         r.timers.add("data_wait", wait)
@@ -329,9 +311,9 @@ class _StepLog:
             "lr": float(self.last[STEP_METRICS.index("lr")]),
             "steps_in_row": self.steps,
             "tokens_per_s": tokens_per_s,
-            "mfu": tokens_per_s * r.flops_per_token / r.peak_flops if r.peak_flops else None,
+            "mfu": tokens_per_s * r.facts.flops_per_token / r.facts.peak_flops if r.facts.peak_flops else None,
             "data_wait_share": wait / wall,
-            **r.counts(completed),
+            **r.facts.counts(completed),
             **r.timers.as_dict(),
             "wall_time_s": r.wall_time(),
         }
@@ -339,7 +321,7 @@ class _StepLog:
         logging.info(
             "step %d/%d loss %.4f (knowledge %s, web %s) | %.0f tok/s, MFU %s, data wait %.1f%% | exposures %.2f",
             completed,
-            r.num_steps,
+            r.facts.num_steps,
             row["loss"],
             "n/a" if row["loss_knowledge"] is None else f"{row['loss_knowledge']:.4f}",
             "n/a" if row["loss_web"] is None else f"{row['loss_web']:.4f}",
@@ -356,29 +338,6 @@ class _StepLog:
 # ------------------------------------------------------------------------------------------------------ public
 
 
-def check_config(config: ml_collections.ConfigDict) -> tuple[Any, dict]:
-    """All checks that need no data: keys, values, mesh and batch divisibility. Returns (mesh, rules)."""
-    config_lib.check_keys(config)
-    config_lib.check_values(config)
-    d, o = config.data, config.optim
-    ModelConfig.from_config(config.model.to_dict(), d.vocab_size, d.seq_len)
-    n = config.sharding.num_devices
-    if n != -1 and not (1 <= n <= jax.device_count()):
-        raise ValueError(f"sharding.num_devices={n}: must be -1 (all) or in [1, {jax.device_count()}]")
-    if n not in (-1, jax.device_count()) and jax.process_count() > 1:
-        raise ValueError(f"sharding.num_devices={n}: a multi-process run must use all {jax.device_count()} devices")
-    mesh = sharding.make_mesh(config.sharding.mesh.to_dict(), None if n == -1 else n)
-    rules = sharding.resolve_rules(config.sharding.rules.to_dict())
-    sharding.check_batch(d.global_batch, mesh, rules, key="data.global_batch")
-    if o.grad_accum < 1 or d.global_batch % o.grad_accum:
-        raise ValueError(f"optim.grad_accum={o.grad_accum}: must be >= 1 and divide data.global_batch={d.global_batch}")
-    sharding.check_batch(d.global_batch // o.grad_accum, mesh, rules, key="data.global_batch / optim.grad_accum")
-    sharding.check_batch(config.eval.batch_size, mesh, rules, key="eval.batch_size")
-    if d.global_batch % jax.process_count():
-        raise ValueError(f"data.global_batch={d.global_batch} does not divide over {jax.process_count()} processes")
-    return mesh, rules
-
-
 def _prepare(config: ml_collections.ConfigDict) -> Any:
     """data_gen.prepare.prepare, run by process 0 first when there are several (they may share data.dir)."""
     from jax.experimental import multihost_utils
@@ -393,16 +352,11 @@ def _prepare(config: ml_collections.ConfigDict) -> Any:
     return prepared if jax.process_index() == 0 else prepare(config.data, config.seed)
 
 
-def _same_run(saved: dict, current: dict, where: str) -> None:
-    """Refuse a run folder written with another config (train.num_steps compared only if set explicitly)."""
-    ignore = checkpoint.RUNTIME_KEYS + ("derived.",)
-    if current["train"]["num_steps"] == 0:
-        ignore += ("train.num_steps",)
-    diff = checkpoint.config_diff(saved, current, ignore)
-    if diff:
-        a, b = checkpoint.flatten(saved), checkpoint.flatten(current)
-        lines = "; ".join(f"{k}: saved={a.get(k, '<missing>')!r} now={b.get(k, '<missing>')!r}" for k in diff)
-        raise checkpoint.ConfigMismatchError(f"{where} holds a run with a different config: {lines}")
+def _last_eval_row(workdir: str) -> dict:
+    rows = run_folder.read_eval_rows(workdir)
+    if not rows:
+        raise RuntimeError(f"{workdir}/{run_folder.STATUS_FILE} says complete but its eval rows are empty")
+    return rows[-1]
 
 
 def train_and_evaluate(
@@ -410,34 +364,34 @@ def train_and_evaluate(
 ) -> dict[str, Any]:
     """Train and evaluate one run in `workdir`; returns the final eval row.
 
-    A complete run returns its final eval row without training. `stop_after` ends the session after that many
-    steps (checkpointed, status stays "running"), e.g. for time-sliced jobs; relaunching continues the run.
+    The config is validated (mixlab.config.validate) before anything is built or written. A complete run returns
+    its final eval row without training. `stop_after` ends the session after that many steps (checkpointed, status
+    stays "running"), e.g. for time-sliced jobs; relaunching continues the run.
     """
     config = ml_collections.ConfigDict(config.to_dict())  # a private, unlocked copy with placeholders resolved
-    mesh, rules = check_config(config)
-    os.makedirs(workdir, exist_ok=True)
-    config_path, status_path = os.path.join(workdir, "config.json"), os.path.join(workdir, "status.json")
-    requested = config_lib.as_dict(config)
-    if os.path.exists(config_path):
-        _same_run(_read_json(config_path), requested, f"run folder {workdir}")
-        if os.path.exists(status_path) and _read_json(status_path)["status"] == "complete":
+    mesh, rules = config_lib.validate(config)
+    saved = run_folder.read_config(workdir) if os.path.isdir(workdir) else None
+    if saved is not None:
+        config_lib.check_same_run(saved, config_lib.as_dict(config), f"run folder {workdir}")
+        if run_folder.is_complete(workdir):
             logging.info("%s is complete; nothing to do", workdir)
             return _last_eval_row(workdir)
+    os.makedirs(workdir, exist_ok=True)
     is_writer = jax.process_index() == 0
     t0 = time.perf_counter()
 
     def status(value: str, error: str | None = None, wall: float | None = None) -> None:
         if is_writer:
-            wall = time.perf_counter() - t0 if wall is None else wall
-            _write_json(status_path, {"status": value, "error": error, "wall_time_s": wall})
+            run_folder.write_status(workdir, value, error, time.perf_counter() - t0 if wall is None else wall)
 
     status("running")
     run = None
     try:
         run = _Run(config, workdir, mesh, rules, _prepare(config))
-        resolved = {**run.resolved, "derived": run.derived()}
         if is_writer:
-            _write_json(config_path, resolved)
+            run_folder.write_json(
+                os.path.join(workdir, run_folder.CONFIG_FILE), {**run.resolved, "derived": run.facts.derived()}
+            )
         result = run.loop(stop_after)
     except BaseException as e:
         status("failed", f"{type(e).__name__}: {e}", run.wall_time() if run else None)
@@ -450,41 +404,7 @@ def train_and_evaluate(
     return result
 
 
-# ---------------------------------------------------------------------------------------------------------- main
+if __name__ == "__main__":  # `python -m mixlab.train` is kept as another name of the entry point, mixlab/main.py
+    from mixlab.main import run
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Training config: path/to/config.py[:arg].")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run folder (created; resumed if it holds a checkpoint).")
-_STOP_AFTER = flags.DEFINE_integer("stop_after", None, "End this session after this many steps (checkpointed).")
-_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0.")
-_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host: this process's id.")
-_AUTO = flags.DEFINE_bool("distributed_auto", False, "Multi-host: let JAX detect the cluster (Slurm, MPI, TPU).")
-_JAX_CACHE = flags.DEFINE_string(
-    "jax_cache_dir",
-    os.environ.get("JAX_COMPILATION_CACHE_DIR", ".cache/jax"),
-    "Persistent XLA compilation cache shared by runs of equal shapes ('' = off).",
-)
-
-
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}")
-    if not flags.FLAGS["verbosity"].present:
-        absl_logging.set_verbosity(absl_logging.WARNING)  # orbax logs every checkpoint step at INFO
-    distributed.maybe_initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _AUTO.value)
-    if _JAX_CACHE.value:
-        jax.config.update("jax_compilation_cache_dir", _JAX_CACHE.value)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # eval compiles many small programs
-    logging.info(
-        "JAX %s: %d processes, %d devices (%s)",
-        jax.__version__,
-        jax.process_count(),
-        jax.device_count(),
-        jax.devices()[0].device_kind,
-    )
-    train_and_evaluate(_CONFIG.value, _WORKDIR.value, stop_after=_STOP_AFTER.value)
-
-
-if __name__ == "__main__":
-    flags.mark_flags_as_required(["config", "workdir"])
-    app.run(main)
+    run()

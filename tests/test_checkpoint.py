@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from mixlab import checkpoint
+from mixlab import checkpoint, config
 
 CONFIG = {
     "seed": 0,
@@ -72,16 +72,9 @@ def test_changed_config_is_refused_naming_the_keys(tmp_path):
     ckpt.save(1, _state(_mesh(1)), {})
     ckpt.close()
     changed = {**CONFIG, "seed": 1, "data": {"ratio": 0.3, "dir": "elsewhere"}, "sharding": {"mesh": {"data": 1}}}
-    with pytest.raises(checkpoint.ConfigMismatchError, match=r"2 keys differ.*data\.ratio.*seed") as e:
+    with pytest.raises(config.ConfigMismatchError, match=r"2 keys differ.*data\.ratio.*seed") as e:
         checkpoint.Checkpointer(str(tmp_path), 1, 0, changed).restore(_state(_mesh(1)))
     assert "data.dir" not in str(e.value) and "sharding" not in str(e.value)  # runtime keys may change
-
-
-def test_config_diff():
-    a = {"a": {"b": 1, "c": 2}, "train": {"log_every": 5}}
-    b = {"a": {"b": 1, "c": 3, "d": 0}, "train": {"log_every": 50}}
-    assert checkpoint.config_diff(a, b) == ["a.c", "a.d"]
-    assert checkpoint.config_diff(a, b, ignore=()) == ["a.c", "a.d", "train.log_every"]
 
 
 def test_bad_retention_arguments(tmp_path):

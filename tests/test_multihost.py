@@ -46,7 +46,7 @@ def test_two_processes_equal_one(data_dir, tmp_path):  # noqa: F811
             [
                 sys.executable,
                 "-m",
-                "mixlab.train",
+                "mixlab.main",
                 f"--config={config_path}",
                 f"--workdir={workdir}",
                 f"--coordinator_address=localhost:{port}",

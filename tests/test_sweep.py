@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from experiments import results
 from experiments.sweep import (
     SINGLE_THREAD_XLA_FLAG,
+    ConfigError,
     Sweep,
     cpu_slots,
     grid,
@@ -31,7 +32,7 @@ from experiments.sweep import (
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Same command line and run-folder files as mixlab.train: config.json, eval.jsonl, status.json; resumes from a
+# Same command line and run-folder files as mixlab.main: config.json, eval.jsonl, status.json; resumes from a
 # "checkpoint" on relaunch; can be told to raise at a step or to sleep per step (so that it can be killed mid-run).
 FAKE_TRAINER = """
 import json, math, os, time
@@ -132,7 +133,9 @@ def _sweep(fake, points=None, sleep=0.0):
 def _run(fake, sweep, runs, **kwargs):
     """run_sweep with the fake trainer, no data preparation, two workers and no progress bar unless overridden."""
     return run_sweep(
-        sweep, runs, **{"workers": 2, "trainer": fake["trainer"], "prepare": None, "progress": False, **kwargs}
+        sweep,
+        runs,
+        **{"workers": 2, "trainer": fake["trainer"], "prepare": None, "check": None, "progress": False, **kwargs},
     )
 
 
@@ -212,9 +215,9 @@ def test_a_run_length_key_zeroes_the_other_two(fake, tmp_path):
 def test_point_config_checks_keys_and_types(fake):
     sweep = _sweep(fake)
     assert point_config(sweep, {"data.ratio": 0.3}).data.ratio == 0.3
-    with pytest.raises(KeyError, match="data.ratoi"):
+    with pytest.raises(ConfigError, match="unknown config key 'data.ratoi'"):
         point_config(sweep, {"data.ratoi": 0.3})
-    with pytest.raises(TypeError, match="train.num_steps"):
+    with pytest.raises(ConfigError, match="train.num_steps"):
         point_config(sweep, {"train.num_steps": "many"})
 
 
@@ -326,6 +329,7 @@ def _slow_sweep_command(fake, runs) -> list[str]:
         "--workers=2",
         f"--trainer={' '.join(fake['trainer'])}",
         "--noprepare",
+        "--novalidate",
     ]
 
 
@@ -378,6 +382,7 @@ def test_cli_table_only_rebuilds_the_same_file(fake, tmp_path):
     before = (runs / "fake" / results.CSV_FILE).read_bytes()
     (runs / "fake" / results.CSV_FILE).unlink()
     command = [sys.executable, "-m", "experiments.sweep", f"--sweep={fake['sweep_file']}", f"--runs_dir={runs}"]
+    command.append("--novalidate")
     out = subprocess.run([*command, "--table_only"], cwd=REPO, capture_output=True, text=True, check=True)
     assert "results.csv" in out.stdout
     assert (runs / "fake" / results.CSV_FILE).read_bytes() == before
@@ -420,7 +425,7 @@ def test_paper_grids_cover_the_papers_sizes_and_ratios():
 
 @pytest.mark.slow
 def test_real_two_run_sweep_on_runlocal(tmp_path, monkeypatch):
-    """mixlab.train through the sweep: data prepared once, both runs complete, the table has their eval rows."""
+    """mixlab.main through the sweep: data prepared once, both runs complete, the table has their eval rows."""
     from experiments.configs.common import cost_summary
 
     monkeypatch.chdir(REPO)

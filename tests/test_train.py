@@ -12,7 +12,7 @@ from data_gen.synbio import Population, SynBio
 from data_gen.synbio_tokens import ByteTokenizer
 from data_gen.tokenizer import train_bpe
 from mixlab import checkpoint, train
-from mixlab.config import base_config
+from mixlab.config import ConfigMismatchError, base_config
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +132,7 @@ def test_run_folder_rules(data_dir, straight):
     assert train.train_and_evaluate(cfg, workdir) == final
     assert mtimes == {f: os.path.getmtime(os.path.join(workdir, f)) for f in os.listdir(workdir)}
     # A different config in the same folder is refused, naming the keys.
-    with pytest.raises(checkpoint.ConfigMismatchError, match=r"data\.ratio: saved=0\.5 now=0\.25.*seed"):
+    with pytest.raises(ConfigMismatchError, match=r"data\.ratio: saved=0\.5 now=0\.25.*seed"):
         train.train_and_evaluate(sharded(data_dir, data__ratio=0.25, seed__=3), workdir)
 
 

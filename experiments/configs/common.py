@@ -11,9 +11,9 @@ from typing import Any
 
 import ml_collections
 
-from mixlab.config import STEP_KEYS, base_config
+from mixlab.config import base_config, override
 
-__all__ = ["ARG_KEYS", "apply_overrides", "base_config", "cost_summary", "parse_arg", "print_costs"]
+__all__ = ["ARG_KEYS", "apply_overrides", "apply_runlocal", "base_config", "cost_summary", "parse_arg", "print_costs"]
 
 # Short arg-string names -> dotted config keys.
 ARG_KEYS = {
@@ -54,17 +54,27 @@ def parse_arg(arg: str) -> tuple[dict[str, str], set[str]]:
 def apply_overrides(config: ml_collections.ConfigDict, overrides: Mapping[str, str]) -> None:
     """Set dotted keys from strings, converted to the type of the existing field.
 
-    steps / tokens / exposures choose how the run length is given: setting one zeroes the other two.
+    steps / tokens / exposures choose how the run length is given: setting one zeroes the other two
+    (mixlab.config.with_run_length).
     """
-    if any(k in STEP_KEYS for k in overrides):
-        config.train.update(num_steps=0, tokens=0, exposures=0.0)
+    converted = {}
     for dotted, text in overrides.items():
-        *parents, leaf = dotted.split(".")
         node = config
-        for p in parents:
-            node = node[p]
-        current = node[leaf]
-        node[leaf] = _convert(text, type(current), dotted)
+        for part in dotted.split("."):
+            node = node[part]
+        converted[dotted] = _convert(text, type(node), dotted)
+    override(config, converted, "config arg")
+
+
+def apply_runlocal(config: ml_collections.ConfigDict) -> None:
+    """The `runlocal` arg of every config file: a CPU smoke run of under a minute (synthetic web, t25k, 30 steps)."""
+    config.data.update(web="synthetic", tokenizer="", vocab_size=512, num_people=100, seq_len=256, global_batch=8)
+    config.data.synthetic.update(num_docs=2000, num_patterns=20_000)
+    config.model.update(size="t25k", dtype="float32")
+    config.optim.update(warmup_steps=5)
+    config.train.update(tokens=0, exposures=0.0, num_steps=30, log_every=5, eval_every=15, checkpoint_every=15)
+    config.train.milestone_every = 0
+    config.eval.update(num_people=50, batch_size=128, web_batches=2)
 
 
 def _convert(text: str, kind: type, key: str) -> Any:

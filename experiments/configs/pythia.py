@@ -8,9 +8,9 @@ Needs local data (no downloads at run time): FineWeb-Edu as .parquet/.jsonl file
 GPT-NeoX-20B tokenizer.json in data/gpt-neox-20b/ (or set --config.data.web / --config.data.tokenizer).
 
 Command (one GPU or TPU host; more hosts: add --coordinator_address/--num_processes/--process_id per process):
-    python -m mixlab.train --config=experiments/configs/pythia.py:size=70m,ratio=0.3,people=320000 \\
+    python -m mixlab.main --config=experiments/configs/pythia.py:size=70m,ratio=0.3,people=320000 \\
         --workdir=runs/pythia70m_r0.3
-    python -m mixlab.train --config=experiments/configs/pythia.py:runlocal --workdir=runs/pythia_local  # CPU, < 1 min
+    python -m mixlab.main --config=experiments/configs/pythia.py:runlocal --workdir=runs/pythia_local  # CPU, < 1 min
 
 Expected result (the paper's, not yet reproduced here): 70M on SynBio-320k stays under 1% accuracy up to r = 0.25 and
 rises steeply above; 410M on SynBio-1.28M is ~0 up to r = 0.3 and ~80% at r = 0.4.
@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from experiments.configs.common import apply_overrides, base_config, parse_arg, print_costs
+from experiments.configs.common import apply_overrides, apply_runlocal, base_config, parse_arg, print_costs
 
 TOKENS = 32_000_000_000
 
@@ -59,12 +59,8 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     )
     c.eval.update(num_people=2000, batch_size=256, web_batches=16)
     if "runlocal" in flags:
-        c.data.update(web="synthetic", tokenizer="", vocab_size=512, num_people=100, seq_len=256, global_batch=8)
-        c.data.synthetic.update(num_docs=2000, num_patterns=20_000)
-        c.model.update(size="t25k", dtype="float32")
-        c.optim.update(warmup_steps=5, grad_accum=2)
-        c.train.update(tokens=0, num_steps=30, log_every=5, eval_every=15, checkpoint_every=15, milestone_every=0)
-        c.eval.update(num_people=50, batch_size=128, web_batches=2)
+        apply_runlocal(c)
+        c.optim.grad_accum = 2
     apply_overrides(c, values)
     return c
 

@@ -1,8 +1,8 @@
 """Tiny CPU run: a 2-layer transformer on SynBio mixed with web text at ratio r.
 
 Command (defaults: size t57k, r = 0.2, 200 people, 2.1M tokens, the default Debian-documentation web corpus):
-    python -m mixlab.train --config=experiments/configs/tiny.py:size=t57k,ratio=0.4,seed=1 --workdir=runs/tiny
-    python -m mixlab.train --config=experiments/configs/tiny.py:runlocal --workdir=runs/tiny_local   # < 1 min
+    python -m mixlab.main --config=experiments/configs/tiny.py:size=t57k,ratio=0.4,seed=1 --workdir=runs/tiny
+    python -m mixlab.main --config=experiments/configs/tiny.py:runlocal --workdir=runs/tiny_local   # < 1 min
 
 Arguments (comma-separated, see experiments/configs/common.py): size, ratio, people, seed, steps | tokens |
 exposures, lr, schedule, accum, batch, seq, web, dtype; `runlocal` shrinks everything to a CPU smoke run on the
@@ -11,7 +11,7 @@ synthetic web. Any key can also be set with --config.<section>.<key>=<value>.
 Sequences are 256 tokens: with the 1024-entry BPE a biography is ~135 tokens on average and up to ~191, and the
 mixture stream needs seq_len >= the longest document.
 
-Expected result (measured on the shared 2-core machine, load average ~7; see .notes/trainer.md):
+Expected result (measured on the shared 2-core machine, load average ~7):
     default (r = 0.2): 1024 steps, 15.3 exposures per person, final loss 4.13 (knowledge 3.08, web 4.40), eval acc 0
         over 5000 items, value loss 3.74 nats/token, web loss 4.31; 278 s wall, eval 3.4% of it.
     ratio=0.8: 61 exposures, knowledge loss 1.75, value loss 2.59, acc still 0 — this model and token budget are
@@ -23,14 +23,14 @@ Cost (`python experiments/configs/tiny.py` prints it from the parameter counts i
         6ND 1.95e+12 FLOPs; model FLOPs 1.95e+12; 1.37e-06 h on one H100/H200 at 40% MFU
     runlocal: params 58,240 total / 25,472 non-embedding; 61,440 tokens;
         6ND 2.15e+10 FLOPs; model FLOPs 2.75e+10; 1.93e-08 h on one H100/H200 at 40% MFU
-CPU time: see .notes/trainer.md (measured tokens/s on this 2-core machine).
+CPU time: BUILD_NOTES.md (measured tokens/s on this 2-core machine).
 """
 
 from __future__ import annotations
 
 import ml_collections
 
-from experiments.configs.common import apply_overrides, base_config, parse_arg, print_costs
+from experiments.configs.common import apply_overrides, apply_runlocal, base_config, parse_arg, print_costs
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
@@ -42,12 +42,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.train.update(tokens=2_097_152, log_every=64, eval_every=512, checkpoint_every=512, keep_checkpoints=2)
     c.eval.update(num_people=-1, batch_size=256, web_batches=4)
     if "runlocal" in flags:
-        c.data.update(web="synthetic", vocab_size=512, num_people=100)
-        c.data.synthetic.update(num_docs=2000, num_patterns=20_000)
-        c.model.size = "t25k"
-        c.optim.warmup_steps = 5
-        c.train.update(tokens=0, num_steps=30, log_every=5, eval_every=15, checkpoint_every=15)
-        c.eval.update(num_people=50, batch_size=128, web_batches=2)
+        apply_runlocal(c)
     apply_overrides(c, values)
     return c
 
