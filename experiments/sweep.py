@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib.util
 import itertools
 import json
@@ -405,7 +406,13 @@ def _define_flags() -> None:
     flags.DEFINE_integer("shard_index", 0, "This process's share of the grid (0-based).", **m)
     flags.DEFINE_integer("num_shards", 1, "Number of shards the grid is split into (e.g. the SLURM array size).", **m)
     flags.DEFINE_bool("table_only", False, "Only rebuild results.csv/.parquet from the run folders.", **m)
-    flags.DEFINE_bool("plan", False, "Only print this shard's runs and their cost (6ND FLOPs, GPU-hours).", **m)
+    flags.DEFINE_bool(
+        "plan",
+        False,
+        "Only check every point's config (not its data files or mesh, which may belong to "
+        "another machine) and print this shard's runs and their cost (6ND FLOPs, GPU-hours).",
+        **m,
+    )
     flags.DEFINE_string("trainer", shlex.join(DEFAULT_TRAINER), "Command that trains one run (gets --config...).", **m)
     flags.DEFINE_bool("prepare", True, "Build each distinct data set once before the workers start.", **m)
     flags.DEFINE_bool(
@@ -428,7 +435,7 @@ def _main(FLAGS: flags.FlagValues) -> int:
     sweep = load_sweep(FLAGS.sweep)
     sweep_dir = Path(FLAGS.runs_dir) / sweep.name
     if FLAGS.plan:
-        point_configs(sweep, validate if FLAGS.validate else None)
+        point_configs(sweep, functools.partial(validate, here=False) if FLAGS.validate else None)
         print(plan(sweep, FLAGS.shard_index, FLAGS.num_shards))
         return 0
     if FLAGS.table_only:

@@ -203,7 +203,7 @@ def _check_keys(config: ml_collections.ConfigDict | Mapping[str, Any]) -> None:
         raise ConfigError(f"config lacks key(s) {missing}; start config files from mixlab.config.base_config()")
 
 
-def _check_data(d: ml_collections.ConfigDict) -> None:
+def _check_data(d: ml_collections.ConfigDict, files: bool) -> None:
     _need(0.0 <= d.ratio <= 1.0, "data.ratio", d.ratio, "the mixing ratio must be in [0, 1]")
     for key in ("seq_len", "global_batch", "num_people"):
         _need(_is_int(d[key]) and d[key] >= 1, f"data.{key}", d[key], "must be an int >= 1")
@@ -214,15 +214,18 @@ def _check_data(d: ml_collections.ConfigDict) -> None:
     _need(groups >= 0, "data.power_law_groups", groups, "must be >= 0 (0 = uniform SynBio)")
     if groups > 0:
         _need(d.subsample == 1.0, "data.subsample", d.subsample, "must be 1.0 when data.power_law_groups > 0")
-        _need(d.num_people % groups == 0, "data.power_law_groups", groups, f"must divide data.num_people={d.num_people}")
+        _need(
+            d.num_people % groups == 0, "data.power_law_groups", groups, f"must divide data.num_people={d.num_people}"
+        )
         _need(math.isfinite(d.power_law_beta), "data.power_law_beta", d.power_law_beta, "must be finite")
     web = str(d.web)
     if web == "none":
         _need(d.ratio == 1.0, "data.ratio", d.ratio, "must be 1 with data.web='none' (no web text to mix)")
-    elif web not in WEB_KEYWORDS and not web.startswith(TFDS_PREFIX):
+    elif files and web not in WEB_KEYWORDS and not web.startswith(TFDS_PREFIX):
         _need(Path(web).expanduser().exists(), "data.web", web, f"not a file or folder; or one of {WEB_KEYWORDS}")
     tokenizer = str(d.tokenizer)
-    _need(not tokenizer or Path(tokenizer).expanduser().is_file(), "data.tokenizer", tokenizer, "no such file")
+    if files:
+        _need(not tokenizer or Path(tokenizer).expanduser().is_file(), "data.tokenizer", tokenizer, "no such file")
     try:
         resolve_pool_sizes(dict(d.pool_sizes))
         SyntheticWeb.from_config(d.synthetic.to_dict())
@@ -316,11 +319,15 @@ def static_num_steps(config: ml_collections.ConfigDict) -> int | None:
     return None
 
 
-def validate(config: ml_collections.ConfigDict) -> tuple[jax.sharding.Mesh, dict]:
-    """Check the whole config before anything is built; returns the mesh and rules. Raises ConfigError."""
+def validate(config: ml_collections.ConfigDict, *, here: bool = True) -> tuple[jax.sharding.Mesh, dict] | None:
+    """Check the whole config before anything is built; returns the mesh and rules. Raises ConfigError.
+
+    here=False leaves out what depends on this machine (the data files and the device mesh), e.g. to check and
+    price a pod's sweep on a laptop; it returns None.
+    """
     _check_keys(config)
     d = config.data
-    _check_data(d)
+    _check_data(d, files=here)
     try:
         ModelConfig.from_config(config.model.to_dict(), d.vocab_size, d.seq_len)
     except ValueError as e:
@@ -331,7 +338,7 @@ def validate(config: ml_collections.ConfigDict) -> tuple[jax.sharding.Mesh, dict
     if num_steps is not None:
         check_schedule(config.optim, num_steps)
     _check_eval(config.eval, d.num_people)
-    return mesh_and_rules(config)
+    return mesh_and_rules(config) if here else None
 
 
 def resolve_num_steps(
