@@ -126,7 +126,7 @@ def state_shardings(spec: StepSpec, mesh, rules) -> dict:
     """NamedShardings of the train state: parameters and optimizer moments by logical axes, the rest replicated."""
     replicated = NamedSharding(mesh, PartitionSpec())
     abstract_params = nnx.state(nnx.eval_shape(lambda: spec.model_fn(nnx.Rngs(0))))
-    params = nnx.to_pure_dict(sharding.state_shardings(abstract_params, mesh, rules))
+    params = nnx.to_pure_dict(sharding.param_shardings(abstract_params, mesh, rules))
     abstract = jax.eval_shape(functools.partial(_init, spec), jax.random.key_data(jax.random.key(0)))
     opt_state = optax.tree_map_params(
         spec.tx, lambda _, s: s, abstract["opt_state"], params, transform_non_params=lambda _: replicated
