@@ -1,4 +1,5 @@
-"""Checkpoints: bitwise round trip, restore on a different device count, retention, atomicity, config check."""
+"""Checkpoints: bitwise round trip, restore on a different device count, retention, atomicity, config check, and
+reading back with plain orbax."""
 
 import os
 
@@ -92,7 +93,8 @@ def test_bad_retention_arguments(tmp_path):
         checkpoint.Checkpointer(str(tmp_path), keep=1, milestone_every=-1, config=CONFIG)
 
 
-def test_read_numpy_for_analysis(tmp_path):
+def test_readable_as_numpy_with_plain_orbax(tmp_path):
+    """A checkpoint written on 8 devices reads back as host numpy arrays without Checkpointer or a mesh."""
     saved = _state(_mesh(8))
     ckpt = checkpoint.Checkpointer(str(tmp_path), keep=1, milestone_every=0, config=CONFIG)
     ckpt.save(3, saved, {"note": "x"})
