@@ -35,7 +35,7 @@ def _batches(n: int, B: int, L: int, V: int, seed: int) -> list[Batch]:
     for i in range(n):
         x = rng.integers(0, V, (B, L + 1), dtype=np.int32)
         source = (rng.random((B, L)) < 0.3).astype(np.int8)
-        out.append(Batch(x[:, :-1], x[:, 1:], np.ones((B, L), np.float32), source, i, 0, 0, 0, 0))
+        out.append(Batch(x[:, :-1], x[:, 1:], np.ones((B, L), np.float32), source, i, 0, 0))
     return out
 
 

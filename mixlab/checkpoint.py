@@ -66,9 +66,6 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
 
-    def all_steps(self) -> list[int]:
-        return list(self._manager.all_steps())
-
     def save(self, step: int, state: Any, meta: Mapping[str, Any]) -> None:
         """Save asynchronously (the device-to-host copy completes before this returns, so `state` may be donated)."""
         record = {"step": int(step), "config": self.config, **meta}
@@ -91,21 +88,6 @@ class Checkpointer:
         restore = ocp.args.PyTreeRestore(target, restore_args=ocp.checkpoint_utils.construct_restore_args(target))
         restored = self._manager.restore(step, args=ocp.args.Composite(state=restore))
         return restored["state"], meta
-
-    def read_numpy(self, step: int | None = None) -> tuple[Any, dict[str, Any]]:
-        """(state as host numpy arrays, meta) of `step` (default: latest), without a config check: for analysis on
-        any machine, whatever mesh wrote it. Nested containers come back as dicts."""
-        step = self.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint in {self.directory}")
-        tree = self._manager.item_metadata(step)["state"]
-        restore_args = jax.tree_util.tree_map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
-        args = ocp.args.Composite(state=ocp.args.PyTreeRestore(restore_args=restore_args), meta=ocp.args.JsonRestore())
-        restored = self._manager.restore(step, args=args)
-        return restored["state"], restored["meta"]
-
-    def wait(self) -> None:
-        self._manager.wait_until_finished()
 
     def close(self) -> None:
         self._manager.wait_until_finished()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import jax
@@ -18,8 +18,17 @@ import numpy as np
 
 from data_gen.synbio import ATTRIBUTES
 
-LogitsFn = Callable[[Any, jax.Array], jax.Array]  # (params, tokens_BxL) -> logits_BxLxV
 WIDTH_STEP = 8  # memorization batch widths are multiples of this (see score_items)
+
+
+class ForwardFn(Protocol):
+    """(params, tokens_BxL) -> logits_BxLxV, pure and jittable (e.g. mixlab.step.LogitsFn).
+
+    The scorers jit it as a static argument, so it must be hashable, and the same object on every call: a new
+    function object recompiles.
+    """
+
+    def __call__(self, params: Any, tokens_BxL: jax.Array, /) -> jax.Array: ...
 
 
 class EvalItems(Protocol):
@@ -58,7 +67,7 @@ def select_eval_people(num_people_total: int, num_eval: int, seed: int) -> np.nd
 
 @functools.partial(jax.jit, static_argnums=0)
 def _score_batch(
-    logits_fn: LogitsFn, params: Any, tokens_BxL: jax.Array, targets_BxL: jax.Array, value_mask_BxL: jax.Array
+    logits_fn: ForwardFn, params: Any, tokens_BxL: jax.Array, targets_BxL: jax.Array, value_mask_BxL: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
     """Per row: exact match of the masked (value) targets under teacher forcing, and their summed loss (nats).
 
@@ -109,7 +118,7 @@ def teacher_forced_inputs(
 
 
 def score_items(
-    logits_fn: LogitsFn, params: Any, eval_set: EvalItems, batch_size: int
+    logits_fn: ForwardFn, params: Any, eval_set: EvalItems, batch_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per item: (exact match [E] bool, value loss [E] in nats).
 
@@ -172,7 +181,7 @@ def bits_lower_bound(
 
 
 def memorization(
-    logits_fn: LogitsFn,
+    logits_fn: ForwardFn,
     params: Any,
     eval_set: EvalItems,
     batch_size: int,
@@ -183,8 +192,7 @@ def memorization(
     """Exact-match accuracy, value-token loss and a lower bound on stored bits over every item of `eval_set`.
 
     Args:
-      logits_fn: pure jittable (params, tokens_BxL) -> logits_BxLxV. Pass the same object on every call: the
-        batch scorer is jitted with it as a static argument, so a new function object recompiles.
+      logits_fn: the forward pass (see ForwardFn: the same object on every call, or the scorer recompiles).
       eval_set: the items (data_gen.synbio.EvalSet, possibly .subset(people)).
       batch_size: items per forward pass; the item count is padded up to a multiple of it.
       pool_sizes: number of possible values per attribute (keys: ATTRIBUTES); defaults to eval_set.pool_sizes.
@@ -273,15 +281,15 @@ def validation_windows(
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _batch_nll(logits_fn: LogitsFn, params: Any, window_BxL1: jax.Array) -> jax.Array:
-    """Summed next-token loss (nats) over a batch of windows."""
-    logits_BxLxV = logits_fn(params, window_BxL1[:, :-1]).astype(jnp.float32)
+def _batch_nll(logits_fn: ForwardFn, params: Any, windows: jax.Array) -> jax.Array:
+    """Summed next-token loss (nats) over a batch of windows [B, L + 1]."""
+    logits_BxLxV = logits_fn(params, windows[:, :-1]).astype(jnp.float32)
     logp_BxLxV = jax.nn.log_softmax(logits_BxLxV, axis=-1)
-    return -jnp.sum(jnp.take_along_axis(logp_BxLxV, window_BxL1[:, 1:, None], axis=-1))
+    return -jnp.sum(jnp.take_along_axis(logp_BxLxV, windows[:, 1:, None], axis=-1))
 
 
 def web_loss(
-    logits_fn: LogitsFn,
+    logits_fn: ForwardFn,
     params: Any,
     val: np.ndarray | TokenStoreLike,
     seq_len: int,

@@ -1,28 +1,31 @@
 """The exact, stateless mixture stream: knowledge documents and web text packed into [B, L] batches.
 
-Layout of global batch s (B rows of L target slots, flattened to B*L slots in row-major order):
-- K = round(ratio * B * L) (Python's round) knowledge target slots come first, then W = B*L - K web target slots.
+Layout of global batch s (B rows of L target slots, flattened to B*L slots in row-major order), with
+ks = round(ratio * B * L) knowledge slots (Python's round; MixtureStream.knowledge_tokens_per_batch) and
+ws = B*L - ks web slots (web_tokens_per_batch):
+- The ks knowledge target slots come first, then the ws web target slots.
 - The knowledge stream is "doc_0 EOS doc_1 EOS ..." over all chunks of the knowledge source; batch s takes its
-  slice [s*K, (s+1)*K). The web stream is WebSource.tokens(); batch s takes [s*W, (s+1)*W). Every stream token is
-  a target slot exactly once over training, and the input before it is its true predecessor in the stream (the
+  slice [s*ks, (s+1)*ks). The web stream is WebStream.tokens(); batch s takes [s*ws, (s+1)*ws). Every stream token
+  is a target slot exactly once over training, and the input before it is its true predecessor in the stream (the
   token at stream position -1 is EOS).
-- The flat layout F of batch s has B*L + 1 tokens: kstream[s*K - 1 : (s+1)*K] followed by
-  wstream[s*W : (s+1)*W] (or wstream[s*W - 1 : (s+1)*W] when K = 0). Row i is F[i*L : i*L + L + 1], with
+- The flat layout `flat` of batch s has B*L + 1 tokens: kstream[s*ks - 1 : (s+1)*ks] followed by
+  wstream[s*ws : (s+1)*ws] (or wstream[s*ws - 1 : (s+1)*ws] when ks = 0). Row i is flat[i*L : i*L + L + 1], with
   tokens = row[:-1] and targets = row[1:], so consecutive rows share one token.
 - A document that crosses a sequence boundary simply continues in the next row (and, across the batch boundary,
   in the first knowledge row of the next batch); the continuation is predicted without the earlier context.
-- The junction: when 0 < K < B*L, target slot K (the first web target) has the last knowledge token as input;
+- The junction: when 0 < ks < B*L, target slot ks (the first web target) has the last knowledge token as input;
   its loss_mask is 0. Every other slot has loss_mask 1.
 - Rows are then permuted by a seeded per-step permutation; process p of P gets rows [p*B/P, (p+1)*B/P) of the
   permuted batch and builds only those rows.
 
-What is exact, in every global batch: exactly K target slots have source 1 (knowledge), all with loss_mask 1;
-B*L - K slots have source 0 (web), of which B*L - K - [0 < K < B*L] carry loss. K/(B*L) differs from ratio by at
-most 1/(2*B*L). Exposures: a document is completed in the step whose knowledge slice holds its EOS.
+What is exact, in every global batch: exactly ks target slots have source 1 (knowledge), all with loss_mask 1;
+ws slots have source 0 (web), of which ws - [0 < ks < B*L] carry loss. ks/(B*L) differs from ratio by at most
+1/(2*B*L). Exposures: a document is completed in the step whose knowledge slice holds its EOS.
 
-Clear errors: ratio outside [0, 1]; 0 < ratio < 1 that rounds K to 0 or to B*L; a missing source that the ratio
+Clear errors: ratio outside [0, 1]; 0 < ratio < 1 that rounds ks to 0 or to B*L; a missing source that the ratio
 needs (r = 0 needs no knowledge source, r = 1 no web source); seq_len < knowledge.max_doc_tokens (the longest
 document, without EOS); global_batch not divisible by process_count; a source whose lengths and tokens disagree.
+Shape letters (B, L) follow the alphabet in mixlab/model.py; Bp = global_batch // process_count.
 """
 
 from __future__ import annotations
@@ -69,17 +72,11 @@ class KnowledgeSource(Protocol):
         return np.concatenate(parts) if parts else np.zeros(0, np.int32)
 
 
-class WebSource(Protocol):
-    """An infinite token stream "d(0) EOS d(1) EOS ..." with random access; epochs walk seeded permutations."""
-
-    tokens_per_epoch: int
+class WebStream(Protocol):
+    """An infinite token stream "d(0) EOS d(1) EOS ..." with random access (data_gen.web.WebSource is one)."""
 
     def tokens(self, start: int, length: int) -> np.ndarray:
         """Slice [start, start + length) of the stream, int32."""
-        ...
-
-    def epoch_of(self, position: int) -> int:
-        """Epoch (0-based) that stream position `position` belongs to."""
         ...
 
 
@@ -92,10 +89,8 @@ class Batch:
     loss_mask: np.ndarray  # [Bp, L] float32
     source: np.ndarray  # [Bp, L] int8: 1 = the target is a knowledge token, 0 = web
     step: int
-    knowledge_tokens: int  # knowledge target slots in the global batch (== K)
+    knowledge_tokens: int  # knowledge target slots in the global batch
     web_tokens: int  # loss-bearing web target slots in the global batch
-    web_epoch: int  # epoch of the last web token of this batch (0 when the batch holds no web)
-    knowledge_docs_completed: int  # documents completed in steps 0..step (cumulative)
 
 
 def _require(obj: object, names: tuple[str, ...], what: str) -> None:
@@ -116,7 +111,7 @@ class _KnowledgeIndex:
         self._cache_chunks = cache_chunks
 
     def chunk(self, c: int) -> tuple[np.ndarray, np.ndarray]:
-        """(lengths [D] int64 without EOS, ends [D] int64 absolute stream end of each document incl. its EOS)."""
+        """(lengths, ends), each [docs_per_chunk] int64: length without EOS, absolute stream end incl. its EOS."""
         if c in self._cache:
             self._cache.move_to_end(c)
             return self._cache[c]
@@ -188,7 +183,7 @@ class MixtureStream:
     def __init__(
         self,
         knowledge: KnowledgeSource | None,
-        web: WebSource | None,
+        web: WebStream | None,
         ratio: float,
         seq_len: int,
         global_batch: int,
@@ -225,7 +220,7 @@ class MixtureStream:
         if self.web_tokens_per_batch:
             if web is None:
                 raise ValueError(f"ratio={ratio} < 1 needs a web source, got None")
-            _require(web, ("tokens_per_epoch", "tokens", "epoch_of"), "WebSource")
+            _require(web, ("tokens",), "WebStream")
         self.knowledge, self.web = knowledge, web
         self.ratio, self.seq_len, self.global_batch = ratio, seq_len, global_batch
         self.seed, self.eos_id = seed, eos_id
@@ -252,12 +247,11 @@ class MixtureStream:
         rows = self.row_permutation(step)[process_index * rows_per_process : (process_index + 1) * rows_per_process]
         with self._lock:
             tokens, targets = self._rows(step, rows)
-            done = self._docs_completed((step + 1) * self.knowledge_tokens_per_batch)
-        K, W, L = self.knowledge_tokens_per_batch, self.web_tokens_per_batch, self.seq_len
-        knowledge_in_row = np.clip(K - rows * L, 0, L)  # knowledge slots of each row come first in it
+        ks, L = self.knowledge_tokens_per_batch, self.seq_len
+        knowledge_in_row = np.clip(ks - rows * L, 0, L)  # knowledge slots of each row come first in it
         loss_mask = np.ones(tokens.shape, np.float32)
         if self._junction:
-            loss_mask[rows == K // L, K % L] = 0.0
+            loss_mask[rows == ks // L, ks % L] = 0.0
         return Batch(
             tokens=tokens,
             targets=targets,
@@ -265,9 +259,7 @@ class MixtureStream:
             source=(np.arange(L, dtype=np.int32) < knowledge_in_row[:, None].astype(np.int32)).view(np.int8),
             step=step,
             knowledge_tokens=self.knowledge_tokens_per_batch,
-            web_tokens=W - int(self._junction),
-            web_epoch=int(self.web.epoch_of((step + 1) * W - 1)) if W else 0,
-            knowledge_docs_completed=done,
+            web_tokens=self.web_tokens_per_batch - int(self._junction),
         )
 
     def exposures(self, step: int) -> np.ndarray:
@@ -290,12 +282,6 @@ class MixtureStream:
             counts += np.bincount(self.knowledge.chunk_people(c)[:n], minlength=num_people)
         return counts
 
-    def _docs_completed(self, end: int) -> int:
-        if self._index is None:
-            return 0
-        c, n = self._index.completed(end)
-        return c * self._index.docs_per_chunk + n
-
     def _rows(self, step: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(tokens, targets) [len(rows), L] int32 of the given flat-layout rows, built from runs of consecutive
         row indices (one source call per run)."""
@@ -312,14 +298,14 @@ class MixtureStream:
         return tokens, targets
 
     def _flat(self, step: int, a: int, b: int) -> np.ndarray:
-        """F[a : b + 1] of the flat layout of batch `step` (see the module docstring)."""
-        K, W = self.knowledge_tokens_per_batch, self.web_tokens_per_batch
+        """flat[a : b + 1] of the flat layout of batch `step` (see the module docstring)."""
+        ks, ws = self.knowledge_tokens_per_batch, self.web_tokens_per_batch
         parts = []
-        if K and a <= K:
-            parts.append(self._index.tokens(step * K - 1 + a, step * K + min(b, K)))
-        first_web = max(a, K + 1) if K else a
+        if ks and a <= ks:
+            parts.append(self._index.tokens(step * ks - 1 + a, step * ks + min(b, ks)))
+        first_web = max(a, ks + 1) if ks else a
         if first_web <= b:
-            parts.append(self._web_tokens(step * W + first_web - K - 1, step * W + b - K))
+            parts.append(self._web_tokens(step * ws + first_web - ks - 1, step * ws + b - ks))
         flat = np.concatenate(parts) if len(parts) > 1 else np.ascontiguousarray(parts[0], dtype=np.int32)
         if flat.shape != (b - a + 1,):
             raise AssertionError(f"flat layout slice has {flat.shape}, expected ({b - a + 1},)")

@@ -9,6 +9,12 @@ Every parameter carries logical axis names (flax `out_sharding` metadata, mapped
 "vocab", "embed" (model width D), "heads" (H), "kv" (head dim K), "mlp" (F), "norm" (LayerNorm scale/bias), and
 None for the fused q/k/v axis of size 3. Activations are annotated with "batch", "act_embed", "act_heads", "act_mlp"
 and "act_vocab" through an optional `constrain` hook (mixlab.sharding.ActivationSharding); without it they are free.
+
+Shape suffixes, used throughout mixlab/: an array named like logits_BxLxV has the dims B, L, V in that order, from one
+alphabet: B batch rows, L sequence length, D model width, H attention heads, K head dim (D / H), F MLP width, V
+vocabulary, R rotated dims per head (rotary_dim). A number is a literal size (packed_Bx4xL). Sizes outside the model
+are named where they are defined (E eval items, Lp / Lv prompt / value widths in mixlab/evaluate.py; Bp rows of one
+process in mixlab/mixture.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Device mesh ('data', 'fsdp', 'tensor'), logical-axis rules, and parameters created already sharded.
+"""Device mesh ('data', 'fsdp', 'tensor'), logical-axis rules, and the NamedShardings they give parameters.
 
-Mesh axes are `AxisType.Auto` (GSPMD propagation): the trainer jits with explicit in/out NamedShardings.
+Mesh axes are `AxisType.Auto` (GSPMD propagation): the trainer jits with explicit in/out NamedShardings
+(mixlab.step.init_state creates the train state already sharded with them).
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from typing import Any
 import jax
 from flax import nnx
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
-
-from mixlab.model import ModelConfig, Transformer
 
 MESH_AXES = ("data", "fsdp", "tensor")
 MeshAxes = str | tuple[str, ...] | None
@@ -142,7 +141,7 @@ def _path_str(path: Sequence[Any]) -> str:
     return ".".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
 
 
-def state_shardings(tree: Any, mesh: Mesh, rules: Mapping[str, MeshAxes] | None = None) -> Any:
+def param_shardings(tree: Any, mesh: Mesh, rules: Mapping[str, MeshAxes] | None = None) -> Any:
     """NamedShardings matching `tree` (an nnx State, or any pytree holding nnx Variables, e.g. optax state).
 
     Variables with logical names (`out_sharding` metadata) follow the rules; any other array leaf is replicated.
@@ -163,35 +162,8 @@ def state_shardings(tree: Any, mesh: Mesh, rules: Mapping[str, MeshAxes] | None 
 
 def partition_specs(tree: Any, mesh: Mesh, rules: Mapping[str, MeshAxes] | None = None) -> dict[str, PartitionSpec]:
     """{'path.to.param': PartitionSpec} for every array in `tree` (used by the golden-sharding test)."""
-    shardings = jax.tree_util.tree_leaves_with_path(state_shardings(tree, mesh, rules))
+    shardings = jax.tree_util.tree_leaves_with_path(param_shardings(tree, mesh, rules))
     return {_path_str(path[:-1]): sharding.spec for path, sharding in shardings}
-
-
-def create_sharded_model(
-    model_cfg: ModelConfig,
-    mesh: Mesh,
-    rules: Mapping[str, MeshAxes] | None = None,
-    seed: int = 0,
-    constrain_activations: bool = True,
-) -> Transformer:
-    """The model with parameters created already sharded: eval_shape, then jit(init, out_shardings).
-
-    With `constrain_activations`, the model (and so its graphdef) carries ActivationSharding(mesh, rules).
-    The parameter values depend only on (model_cfg, seed), not on the mesh.
-    """
-    constrain = activation_sharding(mesh, rules) if constrain_activations else None
-
-    def build() -> Transformer:
-        return Transformer(model_cfg, rngs=nnx.Rngs(seed), constrain=constrain)
-
-    graphdef, abstract = nnx.split(nnx.eval_shape(build))
-    shardings = state_shardings(abstract, mesh, rules)
-
-    def init() -> nnx.State:
-        return nnx.state(build())
-
-    params = jax.jit(init, out_shardings=shardings)()
-    return nnx.merge(graphdef, params)
 
 
 def batch_sharding(mesh: Mesh, rules: Mapping[str, MeshAxes] | None = None) -> NamedSharding:

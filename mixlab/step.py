@@ -77,7 +77,7 @@ class StepSpec:
 
 @dataclasses.dataclass(frozen=True)
 class LogitsFn:
-    """(params, tokens_BxL) -> logits_BxLxV; hashable by value, so evaluate's jitted scorers are reused across runs.
+    """The model's evaluate.ForwardFn: hashable by value, so evaluate's jitted scorers are reused across runs.
 
     With `replicate_on` set (multi-process runs), logits are gathered to every device, so the scorer's per-item
     results are fully replicated and each process can read them (a batch-sharded result spans other hosts).
@@ -93,9 +93,9 @@ class LogitsFn:
         return jax.lax.with_sharding_constraint(logits_BxLxV, NamedSharding(self.replicate_on, PartitionSpec()))
 
 
-def train_step(spec: StepSpec, state: dict, packed_BxFxL: jax.Array) -> tuple[dict, jax.Array]:
+def train_step(spec: StepSpec, state: dict, packed_Bx4xL: jax.Array) -> tuple[dict, jax.Array]:
     """One optimizer step on the global (packed) batch: (state, metrics [len(STEP_METRICS)] float32)."""
-    batch = unpack(packed_BxFxL)
+    batch = unpack(packed_Bx4xL)
     loss_fn = functools.partial(loss_sums, spec.graphdef)
     grads, aux = optimizer.accumulate_gradients(loss_fn, state["params"], batch, spec.optim_config.grad_accum)
     count = jnp.maximum(aux["count"], 1.0)
@@ -126,7 +126,7 @@ def state_shardings(spec: StepSpec, mesh, rules) -> dict:
     """NamedShardings of the train state: parameters and optimizer moments by logical axes, the rest replicated."""
     replicated = NamedSharding(mesh, PartitionSpec())
     abstract_params = nnx.state(nnx.eval_shape(lambda: spec.model_fn(nnx.Rngs(0))))
-    params = nnx.to_pure_dict(sharding.state_shardings(abstract_params, mesh, rules))
+    params = nnx.to_pure_dict(sharding.param_shardings(abstract_params, mesh, rules))
     abstract = jax.eval_shape(functools.partial(_init, spec), jax.random.key_data(jax.random.key(0)))
     opt_state = optax.tree_map_params(
         spec.tx, lambda _, s: s, abstract["opt_state"], params, transform_non_params=lambda _: replicated
@@ -152,12 +152,12 @@ def pack(batch: Batch) -> np.ndarray:
     return np.stack([batch.tokens, batch.targets, mask.astype(np.int32), batch.source.astype(np.int32)], axis=1)
 
 
-def unpack(packed_BxFxL: jax.Array) -> dict[str, jax.Array]:
+def unpack(packed_Bx4xL: jax.Array) -> dict[str, jax.Array]:
     return {
-        "tokens": packed_BxFxL[:, 0],
-        "targets": packed_BxFxL[:, 1],
-        "loss_mask": packed_BxFxL[:, 2].astype(jnp.float32),
-        "source": packed_BxFxL[:, 3],
+        "tokens": packed_Bx4xL[:, 0],
+        "targets": packed_Bx4xL[:, 1],
+        "loss_mask": packed_Bx4xL[:, 2].astype(jnp.float32),
+        "source": packed_Bx4xL[:, 3],
     }
 
 

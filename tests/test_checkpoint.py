@@ -1,4 +1,5 @@
-"""Checkpoints: bitwise round trip, restore on a different device count, retention, atomicity, config check."""
+"""Checkpoints: bitwise round trip, restore on a different device count, retention, atomicity, config check, and
+reading back with plain orbax."""
 
 import os
 
@@ -9,6 +10,7 @@ import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mixlab import checkpoint, config
+from tests.checkpoints import read_numpy, saved_steps
 
 CONFIG = {
     "seed": 0,
@@ -56,7 +58,7 @@ def test_keeps_last_k_plus_milestones(tmp_path):
     for step in range(1, 11):
         ckpt.save(step, state, {})
     ckpt.close()
-    assert checkpoint.Checkpointer(str(tmp_path), 2, 4, CONFIG).all_steps() == [4, 8, 9, 10]
+    assert saved_steps(str(tmp_path)) == [4, 8, 9, 10]
 
 
 def test_uncommitted_checkpoint_is_ignored(tmp_path):
@@ -84,12 +86,13 @@ def test_bad_retention_arguments(tmp_path):
         checkpoint.Checkpointer(str(tmp_path), keep=1, milestone_every=-1, config=CONFIG)
 
 
-def test_read_numpy_for_analysis(tmp_path):
+def test_readable_as_numpy_with_plain_orbax(tmp_path):
+    """A checkpoint written on 8 devices reads back as host numpy arrays without Checkpointer or a mesh."""
     saved = _state(_mesh(8))
     ckpt = checkpoint.Checkpointer(str(tmp_path), keep=1, milestone_every=0, config=CONFIG)
     ckpt.save(3, saved, {"note": "x"})
     ckpt.close()
-    state, meta = checkpoint.Checkpointer(str(tmp_path), 1, 0, {"other": "config"}).read_numpy()
+    state, meta = read_numpy(str(tmp_path))
     assert meta["note"] == "x" and meta["config"] == CONFIG
     np.testing.assert_array_equal(state["params"]["w"], np.asarray(saved["params"]["w"]))
     assert isinstance(state["params"]["w"], np.ndarray) and int(state["step"]) == 7

@@ -39,7 +39,7 @@ class FakeKnowledge(KnowledgeSource):
 
 
 class FakeWeb:
-    """The web stream is a fixed array repeated; epoch e covers [e*T, (e+1)*T)."""
+    """The web stream is a fixed array repeated."""
 
     def __init__(self, size: int = 101):
         self.array = (WEB_BASE + (np.arange(size) * 13) % 1000).astype(np.int32)
@@ -48,9 +48,6 @@ class FakeWeb:
     def tokens(self, start: int, length: int) -> np.ndarray:
         assert start >= 0 and length >= 0
         return self.array[(start + np.arange(length)) % self.tokens_per_epoch]
-
-    def epoch_of(self, position: int) -> int:
-        return position // self.tokens_per_epoch
 
 
 def make(ratio=0.3, seq_len=16, global_batch=8, seed=1, **knowledge_kwargs) -> MixtureStream:
@@ -68,7 +65,7 @@ def reference_knowledge(source: FakeKnowledge, n: int) -> np.ndarray:
 
 
 def unpermuted(stream: MixtureStream, batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(flat layout F [B*L + 1], source slots [B*L], loss mask slots [B*L]) of a full global batch."""
+    """(flat layout [B*L + 1], source slots [B*L], loss mask slots [B*L]) of a full global batch."""
     inverse = np.argsort(stream.row_permutation(batch.step))
     tokens, targets = batch.tokens[inverse], batch.targets[inverse]
     assert np.array_equal(tokens[:, 1:], targets[:, :-1])
@@ -80,7 +77,7 @@ def unpermuted(stream: MixtureStream, batch: Batch) -> tuple[np.ndarray, np.ndar
 def assert_batches_equal(a: Batch, b: Batch) -> None:
     for field in ("tokens", "targets", "loss_mask", "source"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
-    for field in ("step", "knowledge_tokens", "web_tokens", "web_epoch", "knowledge_docs_completed"):
+    for field in ("step", "knowledge_tokens", "web_tokens"):
         assert getattr(a, field) == getattr(b, field), field
 
 
@@ -97,8 +94,8 @@ GRID = [0.0, 0.05, 0.25, 0.5, 0.77, 1.0]
 )
 def test_knowledge_slots_are_exact(ratio, global_batch, seq_len, step, process_count):
     slots = global_batch * seq_len
-    K = round(ratio * slots)
-    if (ratio > 0 and K == 0) or (ratio < 1 and K == slots):
+    ks = round(ratio * slots)
+    if (ratio > 0 and ks == 0) or (ratio < 1 and ks == slots):
         with pytest.raises(ValueError, match="rounds to 0"):
             make(ratio, seq_len, global_batch)
         return
@@ -108,31 +105,31 @@ def test_knowledge_slots_are_exact(ratio, global_batch, seq_len, step, process_c
     source = np.concatenate([b.source for b in parts])
     targets = np.concatenate([b.targets for b in parts])
     mask = np.concatenate([b.loss_mask for b in parts])
-    junction = int(0 < K < slots)
-    assert stream.knowledge_tokens_per_batch == K == int((source == 1).sum())
+    junction = int(0 < ks < slots)
+    assert stream.knowledge_tokens_per_batch == ks == int((source == 1).sum())
     assert (targets[source == 1] < WEB_BASE).all() and (targets[source == 0] >= WEB_BASE).all()
     assert mask[source == 1].min(initial=1) == 1
     assert mask.sum() == slots - junction
-    assert parts[0].knowledge_tokens == K and parts[0].web_tokens == slots - K - junction
+    assert parts[0].knowledge_tokens == ks and parts[0].web_tokens == slots - ks - junction
 
 
 @pytest.mark.parametrize("ratio", GRID)
 @pytest.mark.parametrize("global_batch,seq_len", [(8, 16), (3, 9), (1, 20)])
 def test_layout_matches_reference_streams(ratio, global_batch, seq_len):
     stream = make(ratio, seq_len, global_batch)
-    K, W, steps = stream.knowledge_tokens_per_batch, stream.web_tokens_per_batch, 6
-    kref = np.concatenate([[EOS], reference_knowledge(stream.knowledge, steps * K)])  # kref[i + 1] = kstream[i]
+    ks, ws, steps = stream.knowledge_tokens_per_batch, stream.web_tokens_per_batch, 6
+    kref = np.concatenate([[EOS], reference_knowledge(stream.knowledge, steps * ks)])  # kref[i + 1] = kstream[i]
     web = stream.web
     for s in range(steps):
         flat, source, mask = unpermuted(stream, stream.batch(s))
-        expected = kref[s * K : (s + 1) * K + 1] if K else np.zeros(0, np.int32)
-        web_start = s * W if K else s * W - 1
-        wref = web.tokens(max(web_start, 0), (s + 1) * W - max(web_start, 0))
+        expected = kref[s * ks : (s + 1) * ks + 1] if ks else np.zeros(0, np.int32)
+        web_start = s * ws if ks else s * ws - 1
+        wref = web.tokens(max(web_start, 0), (s + 1) * ws - max(web_start, 0))
         if web_start < 0:
             wref = np.concatenate([[EOS], wref])
         np.testing.assert_array_equal(flat, np.concatenate([expected, wref]))
-        np.testing.assert_array_equal(source, np.arange(global_batch * seq_len) < K)
-        assert np.flatnonzero(mask == 0).tolist() == ([K] if 0 < K < global_batch * seq_len else [])
+        np.testing.assert_array_equal(source, np.arange(global_batch * seq_len) < ks)
+        assert np.flatnonzero(mask == 0).tolist() == ([ks] if 0 < ks < global_batch * seq_len else [])
 
 
 def test_deterministic_across_instances_and_seed_dependent():
@@ -171,40 +168,27 @@ def test_process_slices_reassemble(ratio, process_count):
             np.testing.assert_array_equal(np.concatenate([getattr(b, field) for b in parts]), getattr(whole, field))
         for b in parts:
             assert b.tokens.shape == (8 // process_count, 16)
-            assert (b.knowledge_tokens, b.web_tokens, b.web_epoch, b.knowledge_docs_completed) == (
-                whole.knowledge_tokens,
-                whole.web_tokens,
-                whole.web_epoch,
-                whole.knowledge_docs_completed,
-            )
+            assert (b.knowledge_tokens, b.web_tokens) == (whole.knowledge_tokens, whole.web_tokens)
 
 
 @pytest.mark.parametrize("ratio,docs_per_chunk", [(0.3, 7), (1.0, 2), (0.05, 3)])
 def test_exposures_equal_brute_force(ratio, docs_per_chunk):
     stream = make(ratio=ratio, docs_per_chunk=docs_per_chunk)
-    P, K, steps = stream.knowledge.num_people, stream.knowledge_tokens_per_batch, 14
+    P, ks, steps = stream.knowledge.num_people, stream.knowledge_tokens_per_batch, 14
     counts, in_doc, person, expected = np.zeros(P, np.int64), False, -1, [np.zeros(P, np.int64)]
     for s in range(steps):
         batch = stream.batch(s)
         flat, _, _ = unpermuted(stream, batch)
-        for token in flat[1 : K + 1]:  # this batch's knowledge targets, in stream order
+        for token in flat[1 : ks + 1]:  # this batch's knowledge targets, in stream order
             if token == EOS:
                 counts[person] += 1
                 in_doc = False
             elif not in_doc:
                 person, in_doc = token - 1, True
         expected.append(counts.copy())
-        assert batch.knowledge_docs_completed == counts.sum()
     for s in [3, steps, 0, 7, 1]:  # out of order, to exercise the cache reset
         np.testing.assert_array_equal(stream.exposures(s), expected[s], err_msg=f"step {s}")
     assert expected[steps].sum() > 2 * docs_per_chunk
-
-
-def test_web_epoch_counter():
-    stream = make(ratio=0.5)
-    T, W = stream.web.tokens_per_epoch, stream.web_tokens_per_batch
-    assert [stream.batch(s).web_epoch for s in range(6)] == [((s + 1) * W - 1) // T for s in range(6)]
-    assert make(ratio=1.0).batch(3).web_epoch == 0
 
 
 def test_extreme_ratios_accept_a_missing_source():
@@ -249,6 +233,7 @@ class ShortDocs(FakeKnowledge):
         (lambda: MixtureStream(ShortDocs(), FakeWeb(), 0.5, 16, 4, 0, EOS).batch(0), "chunk_lengths say"),
         (lambda: MixtureStream(WrongLengths(), FakeWeb(), 0.5, 16, 4, 0, EOS).batch(0), "outside"),
         (lambda: MixtureStream(object(), FakeWeb(), 0.5, 16, 4, 0, EOS), "KnowledgeSource lacks"),
+        (lambda: MixtureStream(FakeKnowledge(), object(), 0.5, 16, 4, 0, EOS), "WebStream lacks"),
     ],
 )
 def test_clear_errors(build, match):

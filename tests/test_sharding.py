@@ -13,17 +13,18 @@ import pytest
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
+from mixlab.config import base_config
 from mixlab.model import SIZES, ModelConfig, abstract_model, apply
 from mixlab.sharding import (
     batch_sharding,
     check_batch,
-    create_sharded_model,
     logical_to_spec,
     make_mesh,
+    param_shardings,
     partition_specs,
     resolve_rules,
-    state_shardings,
 )
+from mixlab.step import StepSpec, init_state
 
 GOLDEN_DIR = pathlib.Path(__file__).parent / "golden"
 GOLDEN_MODEL = ModelConfig(vocab_size=1024, max_len=64, **SIZES["t100k"])
@@ -88,7 +89,7 @@ def test_indivisible_parameter_is_a_clear_error():
     with pytest.raises(
         ValueError, match=r"blocks\.0\.out_w: dim 0 of size 3 is not divisible by mesh axes \('tensor',\) \(2\)"
     ):
-        state_shardings(params, make_mesh({"data": 2, "fsdp": 2, "tensor": 2}))
+        param_shardings(params, make_mesh({"data": 2, "fsdp": 2, "tensor": 2}))
 
 
 def _to_json(spec: PartitionSpec) -> list:
@@ -121,17 +122,21 @@ def test_golden_partition_specs(name):
 
 @pytest.fixture(scope="module")
 def models():
-    """The same model (same seed) created sharded on 1 device and on a (data=2, fsdp=2, tensor=2) mesh."""
+    """The same model (same seed) created sharded by step.init_state, the trainer's initializer, on 1 device and on
+    a (data=2, fsdp=2, tensor=2) mesh: per mesh (mesh, spec, params, parameter shardings)."""
     cfg = ModelConfig(vocab_size=256, max_len=32, **SIZES["t25k"])
-    mesh1, mesh8 = make_mesh({"data": -1}, num_devices=1), make_mesh({"data": 2, "fsdp": 2, "tensor": 2})
-    return (mesh1, create_sharded_model(cfg, mesh1, seed=3)), (mesh8, create_sharded_model(cfg, mesh8, seed=3))
+    rules = resolve_rules()
+    out = []
+    for mesh in (make_mesh({"data": -1}, num_devices=1), make_mesh({"data": 2, "fsdp": 2, "tensor": 2})):
+        spec = StepSpec.create(cfg, base_config().optim, 100, mesh, rules)
+        state, shardings = init_state(spec, mesh, rules, seed=3)
+        out.append((mesh, spec, state["params"], shardings["params"]))
+    return out
 
 
 def test_params_created_sharded_and_independent_of_the_mesh(models):
-    (_, single), (mesh8, sharded) = models
-    params1, params8 = nnx.state(single), nnx.state(sharded)
-    expected = state_shardings(params8, mesh8)
-    for p1, p8, s in zip(jax.tree.leaves(params1), jax.tree.leaves(params8), jax.tree.leaves(expected), strict=True):
+    (_, _, params1, _), (_, _, params8, shardings8) = models
+    for p1, p8, s in zip(jax.tree.leaves(params1), jax.tree.leaves(params8), jax.tree.leaves(shardings8), strict=True):
         assert p8.sharding == s
         assert len(p1.sharding.device_set) == 1
         np.testing.assert_array_equal(p1, p8)
@@ -149,15 +154,12 @@ def _relative_error(a, b) -> float:
 
 
 def test_sharded_forward_and_grad_equal_single_device(models):
-    (mesh1, single), (mesh8, sharded) = models
     tokens = jax.random.randint(jax.random.key(0), (8, 17), 0, 256)
     results = []
-    for mesh, model in ((mesh1, single), (mesh8, sharded)):
-        graphdef, params = nnx.split(model)
+    for mesh, spec, params, shardings in models:
         check_batch(tokens.shape[0], mesh)
-        shardings = state_shardings(params, mesh)
         step = jax.jit(
-            jax.value_and_grad(functools.partial(_loss, graphdef), has_aux=True),
+            jax.value_and_grad(functools.partial(_loss, spec.graphdef), has_aux=True),
             in_shardings=(shardings, batch_sharding(mesh)),
             out_shardings=((NamedSharding(mesh, PartitionSpec()), batch_sharding(mesh)), shardings),
         )
@@ -173,8 +175,7 @@ def test_sharded_forward_and_grad_equal_single_device(models):
 
 def test_activation_batch_must_divide(models):
     """A constrained model refuses a batch that does not split over ('data', 'fsdp'), while tracing."""
-    _, (_, sharded) = models
-    graphdef, params = nnx.split(sharded)
+    _, (_, spec8, params8, _) = models
     match = r"activation \('batch', None, 'act_embed'\): dim 0 of size 6 is not divisible"
     with pytest.raises(ValueError, match=match):
-        jax.eval_shape(functools.partial(apply, graphdef), params, jax.ShapeDtypeStruct((6, 8), jnp.int32))
+        jax.eval_shape(functools.partial(apply, spec8.graphdef), params8, jax.ShapeDtypeStruct((6, 8), jnp.int32))

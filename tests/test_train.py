@@ -11,8 +11,9 @@ import pytest
 from data_gen.synbio import Population, SynBio
 from data_gen.synbio_tokens import ByteTokenizer
 from data_gen.tokenizer import train_bpe
-from mixlab import checkpoint, train
+from mixlab import train
 from mixlab.config import ConfigMismatchError, base_config
+from tests.checkpoints import read_numpy
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ K = 3  # runs train 2K steps; the resume tests stop after K and restart
 
 
 def _final_params(workdir) -> list[np.ndarray]:
-    state, _ = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), 1, 0, {}).read_numpy()
+    state, _ = read_numpy(os.path.join(workdir, "checkpoints"))
     return [np.asarray(x) for x in jax.tree_util.tree_leaves(state)]
 
 
