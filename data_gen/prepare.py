@@ -35,6 +35,7 @@ import numpy as np
 
 from data_gen.atomic import building
 from data_gen.default_corpus import build_default_corpus
+from data_gen.hashing import short_hash
 from data_gen.synbio import EvalSet, Population, PowerLawGroups, SynBio, subsample
 from data_gen.synbio_tokens import ByteTokenizer
 from data_gen.synthetic_web import SyntheticWeb
@@ -74,10 +75,6 @@ class Corpus:
         return sum(f.stat().st_size for f in list_files(self.path))
 
 
-def _short_hash(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
-
-
 def web_corpus(data_cfg, data_dir: Path) -> Corpus | None:
     """The web corpus named by config.data.web (built on first use), or None for "none"."""
     web = str(data_cfg.web)
@@ -100,7 +97,7 @@ def web_corpus(data_cfg, data_dir: Path) -> Corpus | None:
     files = list_files(path)
     listing = [str(path.resolve())] + [[f.relative_to(path).as_posix() if f != path else f.name, f.stat().st_size]
                                        for f in files]  # fmt: skip
-    return Corpus(path, f"local-{path.name}-{_short_hash(listing)}")
+    return Corpus(path, f"local-{path.name}-{short_hash(listing)}")
 
 
 def _web_sample(corpus: Corpus, chars: int) -> Iterator[str]:
@@ -137,7 +134,7 @@ def get_tokenizer(data_cfg, data_dir: Path, corpus: Corpus | None) -> Tokenizer:
         "synbio_sha256": hashlib.sha256("\0".join(bios).encode()).hexdigest(),
         "version": TOKENIZER_SAMPLE_VERSION,
     }
-    out = data_dir / "tokenizers" / f"bpe{inputs['vocab_size']}-{_short_hash(inputs)}"
+    out = data_dir / "tokenizers" / f"bpe{inputs['vocab_size']}-{short_hash(inputs)}"
     if (out / "tokenizer.json").exists():
         return Tokenizer.load(out / "tokenizer.json")
 

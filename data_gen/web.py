@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from data_gen.atomic import building
+from data_gen.hashing import sha256_file
 
 STORE_FORMAT = 1
 SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz", ".txt")
@@ -39,14 +40,6 @@ class EmptyCorpusError(ValueError):
 
 class TokenizerMismatchError(ValueError):
     """A store opened or rebuilt with a tokenizer other than the one that built it."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def list_files(path: str | os.PathLike) -> list[Path]:
@@ -109,7 +102,7 @@ def _resolve_source(source) -> tuple[Iterable[str], dict, str]:
         for root in roots:
             for f in list_files(root):
                 rel = f.name if f == root else f.relative_to(root).as_posix()
-                entries.append((f, {"name": rel, "sha256": _sha256(f), "bytes": f.stat().st_size}))
+                entries.append((f, {"name": rel, "sha256": sha256_file(f), "bytes": f.stat().st_size}))
 
         def docs() -> Iterator[str]:
             for f, _ in entries:
