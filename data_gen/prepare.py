@@ -1,4 +1,4 @@
-"""`prepare(config.data)`: everything training reads — tokenizer, web stores, SynBio, knowledge source, eval set.
+"""`prepare(config.data)`: the data training reads — tokenizer, web stores, SynBio, eval set.
 
 Idempotent: every artefact lives under config.data.dir at a path keyed by its inputs, is built once, and is
 loaded afterwards (different corpora or vocabulary sizes never collide):
@@ -36,12 +36,11 @@ import numpy as np
 from data_gen.atomic import building
 from data_gen.default_corpus import build_default_corpus
 from data_gen.hashing import short_hash
-from data_gen.synbio import EvalSet, Population, PowerLawGroups, SynBio, subsample
+from data_gen.synbio import EvalSet, Population, SynBio
 from data_gen.synbio_tokens import ByteTokenizer
 from data_gen.synthetic_web import SyntheticWeb
 from data_gen.tokenizer import Tokenizer, train_bpe
 from data_gen.web import TokenStore, build_store, list_files, read_documents
-from mixlab.sources import PowerLawSource, SynBioSource
 
 TOKENIZER_WEB_CHARS = 8_000_000
 TOKENIZER_PEOPLE = 4000
@@ -55,7 +54,6 @@ class Prepared:
     web_train: TokenStore | None
     web_val: TokenStore | None
     synbio: SynBio
-    knowledge_source: SynBioSource | PowerLawSource
     eval_set: EvalSet
 
 
@@ -79,8 +77,6 @@ def web_corpus(data_cfg, data_dir: Path) -> Corpus | None:
     """The web corpus named by config.data.web (built on first use), or None for "none"."""
     web = str(data_cfg.web)
     if web == "none":
-        if float(data_cfg.ratio) < 1.0:
-            raise ValueError(f"config.data.web='none' needs data.ratio == 1, got ratio={data_cfg.ratio}")
         return None
     if web == "default":
         path = build_default_corpus(data_dir)
@@ -156,23 +152,8 @@ def web_stores(corpus: Corpus, tokenizer: Tokenizer, data_dir: Path) -> tuple[To
     return train, TokenStore.open(out, tokenizer, "val")
 
 
-def knowledge_source(data_cfg, synbio: SynBio, seed: int):
-    """SynBioSource over all people or a subsample, or PowerLawSource for power-law groups."""
-    n, rho, groups = synbio.population.num_people, float(data_cfg.subsample), int(data_cfg.power_law_groups)
-    if groups > 0:
-        if rho < 1.0:
-            raise ValueError(f"data.subsample={rho} and data.power_law_groups={groups} cannot be combined")
-        if n % groups:
-            raise ValueError(f"data.num_people={n} is not divisible by data.power_law_groups={groups}")
-        plg = PowerLawGroups(groups, n // groups, float(data_cfg.power_law_beta))
-        return PowerLawSource(synbio, seed, plg)
-    if rho < 1.0:
-        return SynBioSource(synbio, seed, people=subsample(n, rho, int(data_cfg.synbio_seed)))
-    return SynBioSource(synbio, seed)
-
-
-def prepare(data_cfg, seed: int = 0) -> Prepared:
-    """Build (once) or load everything under data_cfg.dir; `seed` orders the knowledge passes."""
+def prepare(data_cfg) -> Prepared:
+    """Build (once) or load everything under data_cfg.dir."""
     data_dir = Path(str(data_cfg.dir))
     corpus = web_corpus(data_cfg, data_dir)
     tokenizer = get_tokenizer(data_cfg, data_dir, corpus)
@@ -187,7 +168,6 @@ def prepare(data_cfg, seed: int = 0) -> Prepared:
         web_train=web_train,
         web_val=web_val,
         synbio=synbio,
-        knowledge_source=knowledge_source(data_cfg, synbio, seed),
         eval_set=synbio.eval_set(),
     )
 
@@ -202,8 +182,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg = ml_collections.ConfigDict(
         dict(dir=args.dir, web=args.web, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
-             num_people=args.num_people, synbio_seed=0, subsample=1.0, power_law_groups=0, power_law_beta=1.5,
-             ratio=0.5)
+             num_people=args.num_people, synbio_seed=0)
     )  # fmt: skip
     t0 = time.perf_counter()
     p = prepare(cfg)
