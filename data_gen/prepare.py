@@ -8,8 +8,9 @@ loaded afterwards (different corpora or vocabulary sizes never collide):
     stores/<corpus>-tok<fp>-val<f>/     the TokenStore (train/, val/, manifest.json)
 
 config.data.web: "default" (Debian documentation, data_gen.default_corpus), "synthetic" (data_gen.synthetic_web,
-overrides in config.data.synthetic), "none" (knowledge only; needs ratio == 1), or a path to a .txt/.parquet/.jsonl
-file or a directory of them.
+overrides in config.data.synthetic), "none" (knowledge only; needs ratio == 1), "tfds:<name>[:<split>]" (a TFDS
+text data set prepared under config.data.dir/tfds, data_gen.tfds_corpus), or a path to a .txt/.parquet/.jsonl file
+or a directory of them.
 
 config.data.tokenizer: "" trains a byte-level BPE of config.data.vocab_size entries on a web sample
 (TOKENIZER_WEB_CHARS characters) plus SynBio renderings of TOKENIZER_PEOPLE people of a fixed population, so every
@@ -39,6 +40,7 @@ from data_gen.hashing import short_hash
 from data_gen.synbio import EvalSet, Population, SynBio
 from data_gen.synbio_tokens import ByteTokenizer
 from data_gen.synthetic_web import SyntheticWeb
+from data_gen.tfds_corpus import TfdsCorpus, tfds_corpus
 from data_gen.tokenizer import Tokenizer, train_bpe
 from data_gen.web import TokenStore, build_store, list_files, read_documents
 
@@ -72,12 +74,18 @@ class Corpus:
     def bytes(self) -> int:
         return sum(f.stat().st_size for f in list_files(self.path))
 
+    def store_input(self) -> tuple[Path, None]:
+        """(the files, no description: data_gen.web.build_store hashes them) for build_store."""
+        return self.path, None
 
-def web_corpus(data_cfg, data_dir: Path) -> Corpus | None:
+
+def web_corpus(data_cfg, data_dir: Path) -> Corpus | TfdsCorpus | None:
     """The web corpus named by config.data.web (built on first use), or None for "none"."""
     web = str(data_cfg.web)
     if web == "none":
         return None
+    if web.startswith("tfds:"):
+        return tfds_corpus(web, data_dir)
     if web == "default":
         path = build_default_corpus(data_dir)
         return Corpus(path, path.parent.name)
@@ -87,8 +95,8 @@ def web_corpus(data_cfg, data_dir: Path) -> Corpus | None:
     path = Path(web).expanduser()
     if not path.exists():
         raise FileNotFoundError(
-            f"config.data.web={web!r}: no such file or directory; expected 'default', 'synthetic', 'none' or a "
-            "path to .txt/.parquet/.jsonl files"
+            f"config.data.web={web!r}: no such file or directory; expected 'default', 'synthetic', 'none', "
+            "'tfds:<name>' or a path to .txt/.parquet/.jsonl files"
         )
     files = list_files(path)
     listing = [str(path.resolve())] + [[f.relative_to(path).as_posix() if f != path else f.name, f.stat().st_size]
@@ -96,7 +104,7 @@ def web_corpus(data_cfg, data_dir: Path) -> Corpus | None:
     return Corpus(path, f"local-{path.name}-{short_hash(listing)}")
 
 
-def _web_sample(corpus: Corpus, chars: int) -> Iterator[str]:
+def _web_sample(corpus: Corpus | TfdsCorpus, chars: int) -> Iterator[str]:
     """About `chars` characters of documents spread over the corpus (a seeded Bernoulli selection)."""
     keep = min(1.0, chars / max(1, corpus.bytes))
     rng = np.random.default_rng(TOKENIZER_SAMPLE_VERSION)
@@ -117,7 +125,7 @@ def _synbio_sample(people: int) -> list[str]:
     return [raw[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
 
 
-def get_tokenizer(data_cfg, data_dir: Path, corpus: Corpus | None) -> Tokenizer:
+def get_tokenizer(data_cfg, data_dir: Path, corpus: Corpus | TfdsCorpus | None) -> Tokenizer:
     """The tokenizer file named by config.data.tokenizer, or the BPE trained for this corpus and vocab size."""
     if str(data_cfg.tokenizer):
         return Tokenizer.load(Path(str(data_cfg.tokenizer)).expanduser())
@@ -145,10 +153,11 @@ def get_tokenizer(data_cfg, data_dir: Path, corpus: Corpus | None) -> Tokenizer:
     return Tokenizer.load(out / "tokenizer.json")
 
 
-def web_stores(corpus: Corpus, tokenizer: Tokenizer, data_dir: Path) -> tuple[TokenStore, TokenStore]:
+def web_stores(corpus: Corpus | TfdsCorpus, tokenizer: Tokenizer, data_dir: Path) -> tuple[TokenStore, TokenStore]:
     """(train, val) stores of the corpus tokenized with `tokenizer`."""
     out = data_dir / "stores" / f"{corpus.name}-tok{tokenizer.fingerprint[:12]}-val{VAL_FRACTION:g}"
-    train = build_store(corpus.path, tokenizer, out, val_fraction=VAL_FRACTION, seed=0)
+    source, sources = corpus.store_input()
+    train = build_store(source, tokenizer, out, val_fraction=VAL_FRACTION, seed=0, sources=sources)
     return train, TokenStore.open(out, tokenizer, "val")
 
 

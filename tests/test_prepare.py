@@ -64,7 +64,7 @@ def test_knowledge_only_and_bad_web_settings(cfg, tmp_path):
     p = prepare.prepare(cfg)
     assert p.web_train is None and p.web_val is None and p.tokenizer.num_tokens == 400
     cfg.web = str(tmp_path / "missing")
-    with pytest.raises(FileNotFoundError, match="expected 'default', 'synthetic', 'none' or a path"):
+    with pytest.raises(FileNotFoundError, match="expected 'default', 'synthetic', 'none', 'tfds:<name>' or a path"):
         prepare.prepare(cfg)
 
 
