@@ -28,8 +28,8 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
 
 bench: $(STAMP)
-	$(PY) -m data_gen.bench_synbio
-	$(PY) -m mixlab.bench_mixture
+	$(PY) -m experiments.benchmarks.synbio
+	$(PY) -m experiments.benchmarks.mixture
 
 clean-venv:
 	rm -rf $(VENV)

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from data_gen.atomic import building
+from data_gen.hashing import sha256_file, short_hash
 from data_gen.markup import html_to_blocks, rst_to_blocks, split_documents
 
 EXTRACTOR_VERSION = 1
@@ -104,14 +105,6 @@ def _alternatives(cache_dir: Path) -> str:
     )
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def corpus_key() -> str:
     """Hash of everything the extracted corpus depends on (pins, extraction parameters)."""
     spec = {
@@ -119,7 +112,7 @@ def corpus_key() -> str:
         "chars": [TARGET_CHARS, MAX_CHARS, MIN_CHARS],
         "packages": [asdict(p) for p in PACKAGES],
     }
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+    return short_hash(spec)
 
 
 def _apt_download(pkg: DebPackage, cwd: Path) -> subprocess.CompletedProcess:

@@ -1,4 +1,4 @@
-"""`prepare(config.data)`: everything training reads — tokenizer, web stores, SynBio, knowledge source, eval set.
+"""`prepare(config.data)`: the data training reads — tokenizer, web stores, SynBio, eval set.
 
 Idempotent: every artefact lives under config.data.dir at a path keyed by its inputs, is built once, and is
 loaded afterwards (different corpora or vocabulary sizes never collide):
@@ -8,8 +8,9 @@ loaded afterwards (different corpora or vocabulary sizes never collide):
     stores/<corpus>-tok<fp>-val<f>/     the TokenStore (train/, val/, manifest.json)
 
 config.data.web: "default" (Debian documentation, data_gen.default_corpus), "synthetic" (data_gen.synthetic_web,
-overrides in config.data.synthetic), "none" (knowledge only; needs ratio == 1), or a path to a .txt/.parquet/.jsonl
-file or a directory of them.
+overrides in config.data.synthetic), "none" (knowledge only; needs ratio == 1), "tfds:<name>[:<split>]" (a TFDS
+text data set prepared under config.data.dir/tfds, data_gen.tfds_corpus), or a path to a .txt/.parquet/.jsonl file
+or a directory of them.
 
 config.data.tokenizer: "" trains a byte-level BPE of config.data.vocab_size entries on a web sample
 (TOKENIZER_WEB_CHARS characters) plus SynBio renderings of TOKENIZER_PEOPLE people of a fixed population, so every
@@ -35,12 +36,13 @@ import numpy as np
 
 from data_gen.atomic import building
 from data_gen.default_corpus import build_default_corpus
-from data_gen.synbio import EvalSet, Population, PowerLawGroups, SynBio, subsample
+from data_gen.hashing import short_hash
+from data_gen.synbio import EvalSet, Population, SynBio
 from data_gen.synbio_tokens import ByteTokenizer
 from data_gen.synthetic_web import SyntheticWeb
+from data_gen.tfds_corpus import TfdsCorpus, tfds_corpus
 from data_gen.tokenizer import Tokenizer, train_bpe
 from data_gen.web import TokenStore, build_store, list_files, read_documents
-from mixlab.sources import PowerLawSource, SynBioSource
 
 TOKENIZER_WEB_CHARS = 8_000_000
 TOKENIZER_PEOPLE = 4000
@@ -54,7 +56,6 @@ class Prepared:
     web_train: TokenStore | None
     web_val: TokenStore | None
     synbio: SynBio
-    knowledge_source: SynBioSource | PowerLawSource
     eval_set: EvalSet
 
 
@@ -73,18 +74,18 @@ class Corpus:
     def bytes(self) -> int:
         return sum(f.stat().st_size for f in list_files(self.path))
 
+    def store_input(self) -> tuple[Path, None]:
+        """(the files, no description: data_gen.web.build_store hashes them) for build_store."""
+        return self.path, None
 
-def _short_hash(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
 
-
-def web_corpus(data_cfg, data_dir: Path) -> Corpus | None:
+def web_corpus(data_cfg, data_dir: Path) -> Corpus | TfdsCorpus | None:
     """The web corpus named by config.data.web (built on first use), or None for "none"."""
     web = str(data_cfg.web)
     if web == "none":
-        if float(data_cfg.ratio) < 1.0:
-            raise ValueError(f"config.data.web='none' needs data.ratio == 1, got ratio={data_cfg.ratio}")
         return None
+    if web.startswith("tfds:"):
+        return tfds_corpus(web, data_dir)
     if web == "default":
         path = build_default_corpus(data_dir)
         return Corpus(path, path.parent.name)
@@ -94,16 +95,16 @@ def web_corpus(data_cfg, data_dir: Path) -> Corpus | None:
     path = Path(web).expanduser()
     if not path.exists():
         raise FileNotFoundError(
-            f"config.data.web={web!r}: no such file or directory; expected 'default', 'synthetic', 'none' or a "
-            "path to .txt/.parquet/.jsonl files"
+            f"config.data.web={web!r}: no such file or directory; expected 'default', 'synthetic', 'none', "
+            "'tfds:<name>' or a path to .txt/.parquet/.jsonl files"
         )
     files = list_files(path)
     listing = [str(path.resolve())] + [[f.relative_to(path).as_posix() if f != path else f.name, f.stat().st_size]
                                        for f in files]  # fmt: skip
-    return Corpus(path, f"local-{path.name}-{_short_hash(listing)}")
+    return Corpus(path, f"local-{path.name}-{short_hash(listing)}")
 
 
-def _web_sample(corpus: Corpus, chars: int) -> Iterator[str]:
+def _web_sample(corpus: Corpus | TfdsCorpus, chars: int) -> Iterator[str]:
     """About `chars` characters of documents spread over the corpus (a seeded Bernoulli selection)."""
     keep = min(1.0, chars / max(1, corpus.bytes))
     rng = np.random.default_rng(TOKENIZER_SAMPLE_VERSION)
@@ -124,7 +125,7 @@ def _synbio_sample(people: int) -> list[str]:
     return [raw[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
 
 
-def get_tokenizer(data_cfg, data_dir: Path, corpus: Corpus | None) -> Tokenizer:
+def get_tokenizer(data_cfg, data_dir: Path, corpus: Corpus | TfdsCorpus | None) -> Tokenizer:
     """The tokenizer file named by config.data.tokenizer, or the BPE trained for this corpus and vocab size."""
     if str(data_cfg.tokenizer):
         return Tokenizer.load(Path(str(data_cfg.tokenizer)).expanduser())
@@ -137,7 +138,7 @@ def get_tokenizer(data_cfg, data_dir: Path, corpus: Corpus | None) -> Tokenizer:
         "synbio_sha256": hashlib.sha256("\0".join(bios).encode()).hexdigest(),
         "version": TOKENIZER_SAMPLE_VERSION,
     }
-    out = data_dir / "tokenizers" / f"bpe{inputs['vocab_size']}-{_short_hash(inputs)}"
+    out = data_dir / "tokenizers" / f"bpe{inputs['vocab_size']}-{short_hash(inputs)}"
     if (out / "tokenizer.json").exists():
         return Tokenizer.load(out / "tokenizer.json")
 
@@ -152,30 +153,16 @@ def get_tokenizer(data_cfg, data_dir: Path, corpus: Corpus | None) -> Tokenizer:
     return Tokenizer.load(out / "tokenizer.json")
 
 
-def web_stores(corpus: Corpus, tokenizer: Tokenizer, data_dir: Path) -> tuple[TokenStore, TokenStore]:
+def web_stores(corpus: Corpus | TfdsCorpus, tokenizer: Tokenizer, data_dir: Path) -> tuple[TokenStore, TokenStore]:
     """(train, val) stores of the corpus tokenized with `tokenizer`."""
     out = data_dir / "stores" / f"{corpus.name}-tok{tokenizer.fingerprint[:12]}-val{VAL_FRACTION:g}"
-    train = build_store(corpus.path, tokenizer, out, val_fraction=VAL_FRACTION, seed=0)
+    source, sources = corpus.store_input()
+    train = build_store(source, tokenizer, out, val_fraction=VAL_FRACTION, seed=0, sources=sources)
     return train, TokenStore.open(out, tokenizer, "val")
 
 
-def knowledge_source(data_cfg, synbio: SynBio, seed: int):
-    """SynBioSource over all people or a subsample, or PowerLawSource for power-law groups."""
-    n, rho, groups = synbio.population.num_people, float(data_cfg.subsample), int(data_cfg.power_law_groups)
-    if groups > 0:
-        if rho < 1.0:
-            raise ValueError(f"data.subsample={rho} and data.power_law_groups={groups} cannot be combined")
-        if n % groups:
-            raise ValueError(f"data.num_people={n} is not divisible by data.power_law_groups={groups}")
-        plg = PowerLawGroups(groups, n // groups, float(data_cfg.power_law_beta))
-        return PowerLawSource(synbio, seed, plg)
-    if rho < 1.0:
-        return SynBioSource(synbio, seed, people=subsample(n, rho, int(data_cfg.synbio_seed)))
-    return SynBioSource(synbio, seed)
-
-
-def prepare(data_cfg, seed: int = 0) -> Prepared:
-    """Build (once) or load everything under data_cfg.dir; `seed` orders the knowledge passes."""
+def prepare(data_cfg) -> Prepared:
+    """Build (once) or load everything under data_cfg.dir."""
     data_dir = Path(str(data_cfg.dir))
     corpus = web_corpus(data_cfg, data_dir)
     tokenizer = get_tokenizer(data_cfg, data_dir, corpus)
@@ -190,7 +177,6 @@ def prepare(data_cfg, seed: int = 0) -> Prepared:
         web_train=web_train,
         web_val=web_val,
         synbio=synbio,
-        knowledge_source=knowledge_source(data_cfg, synbio, seed),
         eval_set=synbio.eval_set(),
     )
 
@@ -205,8 +191,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg = ml_collections.ConfigDict(
         dict(dir=args.dir, web=args.web, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
-             num_people=args.num_people, synbio_seed=0, subsample=1.0, power_law_groups=0, power_law_beta=1.5,
-             ratio=0.5)
+             num_people=args.num_people, synbio_seed=0)
     )  # fmt: skip
     t0 = time.perf_counter()
     p = prepare(cfg)

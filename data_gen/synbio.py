@@ -7,7 +7,7 @@ The value piece carries its leading space, so a prompt ends on the word before t
 the value starts with the same space-prefixed token as in running text. Sentence order and templates are redrawn at
 every exposure from a counter-based hash of (seed, person, exposure): rendering is a pure function of those three.
 
-    python -m data_gen.synbio --num_people=1000 --seed=0 --out=/tmp/synbio_1k
+    python -m data_gen.synbio_cli --num_people=1000 --seed=0 --out=/tmp/synbio_1k
 """
 
 from __future__ import annotations
@@ -222,9 +222,3 @@ class SynBio:
             template=template,
             pool_sizes={a: self.population.pool_sizes[a] for a in ATTRIBUTES},
         )
-
-
-if __name__ == "__main__":
-    from data_gen.synbio_cli import run
-
-    run()

@@ -1,6 +1,6 @@
-"""`python -m data_gen.synbio`: write a SynBio population table, sample biographies and a knowledge summary.
+"""`python -m data_gen.synbio_cli`: write a SynBio population table, sample biographies and a knowledge summary.
 
-    python -m data_gen.synbio --num_people=1000 --seed=0 --out=/tmp/synbio_1k [--tokenizer=tokenizer.json]
+    python -m data_gen.synbio_cli --num_people=1000 --seed=0 --out=/tmp/synbio_1k [--tokenizer=tokenizer.json]
 Writes people.csv, people.parquet, samples.jsonl and summary.json into --out and prints samples and the summary.
 """
 
@@ -112,6 +112,6 @@ def main(argv: list[str]) -> None:
     print(json.dumps(result, indent=2))
 
 
-def run() -> None:
+if __name__ == "__main__":
     flags.mark_flag_as_required("out")
     app.run(main)

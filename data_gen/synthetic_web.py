@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from data_gen.atomic import building
+from data_gen.hashing import short_hash
 
 CONSONANTS, VOWELS = "bdfgklmnprstvz", "aeiou"
 SYLLABLES = tuple(c + v for c in CONSONANTS for v in VOWELS)[:64]
@@ -131,7 +132,7 @@ class SyntheticWeb:
     @property
     def key(self) -> str:
         spec = {**dataclasses.asdict(self), "version": GENERATOR_VERSION}
-        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+        return short_hash(spec)
 
     def write_corpus(self, data_dir: str | Path) -> Path:
         """docs.jsonl of this corpus under data_dir/corpus/synthetic-<key>/ (a no-op when already written)."""

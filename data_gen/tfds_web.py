@@ -4,16 +4,14 @@ It works without TensorFlow: the dataset is written as array_record files and re
 data source (`builder.as_data_source()`), which needs only array_record. (`tfds.load` and `as_dataset` return
 tf.data pipelines and therefore need TensorFlow.) Text features come back as UTF-8 bytes. Examples are keyed
 "<relative file path>:<index>", so the content is a function of the manual directory alone; TFDS orders them by a
-hash of the key.
+hash of the key. Training reads it as the web corpus through data_gen/tfds_corpus.py:
 
-    builder = build_tfds("/path/to/fineweb-edu/sample", "data/tfds")
-    store = build_store(tfds_documents(builder), tokenizer, "data/stores/fineweb-tfds")
+    build_tfds("/path/to/fineweb-edu/sample", "data/tfds")    # then --config.data.web=tfds:mixlab_web_text
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import tensorflow_datasets as tfds
@@ -55,10 +53,3 @@ def build_tfds(manual_dir: str | os.PathLike, data_dir: str | os.PathLike) -> Mi
     builder = MixlabWebText(data_dir=str(data_dir), file_format="array_record")
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
     return builder
-
-
-def tfds_documents(builder: MixlabWebText, split: str = "train") -> Iterator[str]:
-    """The documents of a prepared split, as str, in the data source's order (no TensorFlow needed)."""
-    source = builder.as_data_source(split=split)
-    for i in range(len(source)):
-        yield source[i]["text"].decode("utf-8")

@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from data_gen.atomic import building
+from data_gen.hashing import sha256_file
 
 STORE_FORMAT = 1
 SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz", ".txt")
@@ -39,14 +40,6 @@ class EmptyCorpusError(ValueError):
 
 class TokenizerMismatchError(ValueError):
     """A store opened or rebuilt with a tokenizer other than the one that built it."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def list_files(path: str | os.PathLike) -> list[Path]:
@@ -99,23 +92,27 @@ def read_documents(path: Path) -> Iterator[str]:
         raise ValueError(f"unsupported corpus file {path}: expected one of {SUFFIXES}")
 
 
-def _resolve_source(source) -> tuple[Iterable[str], dict, str]:
+def _resolve_source(source, sources: dict | None) -> tuple[Iterable[str], dict, str]:
     """(documents, manifest description, description for errors) of a path, list of Paths, or doc iterable."""
     if isinstance(source, (str, os.PathLike)) or (
         isinstance(source, (list, tuple)) and source and all(isinstance(s, os.PathLike) for s in source)
     ):
+        if sources is not None:
+            raise TypeError("`sources` describes an iterable of documents; corpus files are described by their hashes")
         roots = [Path(source)] if isinstance(source, (str, os.PathLike)) else [Path(s) for s in source]
         entries = []
         for root in roots:
             for f in list_files(root):
                 rel = f.name if f == root else f.relative_to(root).as_posix()
-                entries.append((f, {"name": rel, "sha256": _sha256(f), "bytes": f.stat().st_size}))
+                entries.append((f, {"name": rel, "sha256": sha256_file(f), "bytes": f.stat().st_size}))
 
         def docs() -> Iterator[str]:
             for f, _ in entries:
                 yield from read_documents(f)
 
         return docs(), {"files": [e for _, e in entries]}, ", ".join(str(r) for r in roots)
+    if sources is not None:
+        return source, sources, str(sources["name"])
     docs = list(source)
     h = hashlib.sha256()
     for i, d in enumerate(docs):
@@ -223,6 +220,7 @@ def build_store(
     val_fraction: float = 0.01,
     seed: int = 0,
     batch_docs: int = 1024,
+    sources: dict | None = None,
 ) -> TokenStore:
     """Tokenize a corpus into out_dir and return its training split (open the other with
     `TokenStore.open(out_dir, tokenizer, "val")`).
@@ -230,11 +228,15 @@ def build_store(
     source: a corpus path (file or directory, see `list_files`), a list of pathlib.Path, or an iterable of
     document strings. Rebuilding the same inputs with the same tokenizer is a no-op; out_dir holding a store of
     another tokenizer or of other inputs is refused.
+
+    sources, for an iterable of documents only: what identifies them (a JSON-able dict whose "name" entry names
+    them in errors), recorded in the manifest instead of their count and sha256; the documents are then streamed
+    instead of read into memory first, and not read at all when out_dir already holds their store.
     """
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction={val_fraction} must be in [0, 1)")
     out_dir = Path(out_dir)
-    docs, sources, where = _resolve_source(source)
+    docs, sources, where = _resolve_source(source, sources)
     inputs = {"format": STORE_FORMAT, "sources": sources, "val_fraction": val_fraction, "seed": seed}
     key = hashlib.sha256(json.dumps({**inputs, "tokenizer": tokenizer.fingerprint}, sort_keys=True).encode())
     key = key.hexdigest()

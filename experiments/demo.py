@@ -13,15 +13,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import ml_collections
 import numpy as np
 import pandas as pd
 from absl import app, flags
 
 from analysis import report
 from data_gen.prepare import Prepared, prepare
-from data_gen.web import WebSource
 from experiments import sweep as sweep_lib
-from mixlab.mixture import MixtureStream
+from mixlab.sources import mixture_stream
 
 _RUNS_DIR = flags.DEFINE_string("runs_dir", "runs", "where sweeps write their run folders")
 _WORKERS = flags.DEFINE_integer("workers", 2, "local worker processes, each pinned to its share of the cores")
@@ -48,10 +48,12 @@ def preview_knowledge(prepared: Prepared, num_bios: int = 3) -> None:
     print(f"web corpus (train split): {store.num_docs} documents, {store.num_tokens / 1e6:.2f}M tokens")
 
 
-def preview_batch(prepared: Prepared, ratio: float, seq_len: int, global_batch: int, seed: int) -> None:
-    eos = int(prepared.tokenizer.eos_id)
-    web = WebSource(prepared.web_train, seed, eos)
-    stream = MixtureStream(prepared.knowledge_source, web, ratio, seq_len, global_batch, seed, eos)
+def preview_batch(config: ml_collections.ConfigDict, prepared: Prepared, ratio: float) -> None:
+    """Batch 0 of the run `config` trained at mixing ratio `ratio`, decoded, and the stream's throughput."""
+    config = ml_collections.ConfigDict(config.to_dict())
+    config.data.ratio = ratio
+    stream, _ = mixture_stream(config, prepared)
+    seq_len, global_batch = stream.seq_len, stream.global_batch
     batch = stream.batch(0)
     print(f"r = {ratio}: {batch.knowledge_tokens} knowledge + {batch.web_tokens} web target tokens in batch 0")
     for row in range(min(2, global_batch)):
@@ -86,10 +88,10 @@ def main(argv: list[str]) -> None:
     sweep = sweep_lib.load_sweep(_SWEEP.value)
     config = sweep_lib.point_config(sweep, sweep.points[0])
     section("data: default web corpus, tokenizer, SynBio")
-    prepared = prepare(config.data, config.seed)
+    prepared = prepare(config.data)
     preview_knowledge(prepared)
     section("a mixed batch (knowledge spans in \u00ab\u00bb)")
-    preview_batch(prepared, 0.2, config.data.seq_len, config.data.global_batch, config.seed)
+    preview_batch(config, prepared, 0.2)
 
     section(f"sweep {sweep.name}: {len(sweep.points)} runs, {_WORKERS.value} workers")
     outcomes = sweep_lib.run_sweep(sweep, _RUNS_DIR.value, workers=_WORKERS.value)

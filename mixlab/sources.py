@@ -5,17 +5,26 @@ it is that person's exposure c. PowerLawSource: i.i.d. draws of people, group k 
 document at (chunk c, position p) renders exposure index c * docs_per_chunk + p, so every draw gets a fresh
 augmentation. Both are pure functions of (seed, chunk, position) and render a range of documents in one
 vectorised `SynBio.render_batch` call.
+
+`knowledge_source` picks the source that config.data asks for; `mixture_stream` builds a run's MixtureStream from
+its config and `data_gen.prepare.prepare`'s output, for the trainer and the demo alike.
 """
 
 from __future__ import annotations
 
 import abc
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
+import ml_collections
 import numpy as np
 
-from data_gen.synbio import PowerLawGroups, SynBio
-from mixlab.mixture import KnowledgeSource
+from data_gen.synbio import PowerLawGroups, SynBio, subsample
+from data_gen.web import WebSource
+from mixlab.mixture import KnowledgeSource, MixtureStream
+
+if TYPE_CHECKING:
+    from data_gen.prepare import Prepared
 
 _PASS_TAG = 0x70617373  # RNG stream tags, so that the sources never share random numbers with each other
 _POWER_LAW_TAG = 0x706C6177
@@ -109,3 +118,34 @@ class PowerLawSource(_SynBioChunks):
 
     def _exposures(self, chunk: int, start: int, stop: int) -> np.ndarray:
         return chunk * self.docs_per_chunk + np.arange(start, stop, dtype=np.int64)
+
+
+def knowledge_source(data_cfg: ml_collections.ConfigDict, synbio: SynBio, seed: int) -> SynBioSource | PowerLawSource:
+    """SynBioSource over all people or a subsample (data.subsample), or PowerLawSource (data.power_law_groups).
+
+    `data_cfg` is a validated config.data (mixlab.config.validate: groups divide the people, no subsample with them).
+    """
+    n, rho, groups = synbio.population.num_people, float(data_cfg.subsample), int(data_cfg.power_law_groups)
+    if groups > 0:
+        plg = PowerLawGroups(groups, n // groups, float(data_cfg.power_law_beta))
+        return PowerLawSource(synbio, seed, plg)
+    if rho < 1.0:
+        return SynBioSource(synbio, seed, people=subsample(n, rho, int(data_cfg.synbio_seed)))
+    return SynBioSource(synbio, seed)
+
+
+def mixture_stream(config: ml_collections.ConfigDict, prepared: Prepared) -> tuple[MixtureStream, np.ndarray]:
+    """(the run's MixtureStream, ids of the people it trains on) from the config and `prepare(config.data)`.
+
+    The stream mixes the knowledge source (when data.ratio > 0) with the web training store (when data.ratio < 1),
+    both seeded by config.seed. The training people are those of the knowledge source even at ratio 0, where the
+    stream holds no knowledge (exposure statistics are taken over them).
+    """
+    d, eos_id = config.data, int(prepared.tokenizer.eos_id)
+    knowledge = knowledge_source(d, prepared.synbio, config.seed)
+    web = WebSource(prepared.web_train, config.seed, eos_id) if d.ratio < 1 else None
+    stream = MixtureStream(
+        knowledge if d.ratio > 0 else None, web, d.ratio, d.seq_len, d.global_batch, config.seed, eos_id
+    )
+    people = knowledge.people if isinstance(knowledge, SynBioSource) else np.arange(knowledge.num_people)
+    return stream, people

@@ -18,10 +18,9 @@ import jax
 import ml_collections
 import numpy as np
 
-from data_gen.web import WebSource
-from mixlab import checkpoint, evaluate, metrics, run_folder, sharding
+from mixlab import checkpoint, evaluate, metrics, run_folder, sharding, sources
 from mixlab import config as config_lib
-from mixlab.mixture import MixtureStream, Prefetcher
+from mixlab.mixture import Prefetcher
 from mixlab.model import ModelConfig, param_counts
 from mixlab.step import STEP_METRICS, DeviceStream, LogitsFn, StepSpec, init_state, jit_train_step
 
@@ -48,12 +47,6 @@ class NonFiniteLossError(FloatingPointError):
 # ----------------------------------------------------------------------------------------------------------- run
 
 
-def training_people(knowledge: Any) -> np.ndarray:
-    """Ids of the people the knowledge source trains on (exposure statistics are taken over them)."""
-    people = getattr(knowledge, "people", None)
-    return np.arange(knowledge.num_people) if people is None else np.asarray(people)
-
-
 class RunFacts:
     """What a run is, from its config and data, before anything compiles: the stream, the run length, the model's
     size and cost. `derived()` is written into config.json; `counts(step)` goes into every metrics and eval row."""
@@ -61,10 +54,7 @@ class RunFacts:
     def __init__(self, config: ml_collections.ConfigDict, prepared: Any, mesh):
         d = config.data
         self.eos_id, vocab_size = int(prepared.tokenizer.eos_id), int(prepared.tokenizer.vocab_size)
-        knowledge = prepared.knowledge_source if d.ratio > 0 else None
-        web = WebSource(prepared.web_train, config.seed, self.eos_id) if d.ratio < 1 else None
-        self.stream = MixtureStream(knowledge, web, d.ratio, d.seq_len, d.global_batch, config.seed, self.eos_id)
-        self.people = training_people(prepared.knowledge_source)
+        self.stream, self.people = sources.mixture_stream(config, prepared)
         slots = d.global_batch * d.seq_len
         k = self.stream.knowledge_tokens_per_batch
         self.tokens_per_step, self.knowledge_per_step = slots, k
@@ -345,11 +335,11 @@ def _prepare(config: ml_collections.ConfigDict) -> Any:
     from data_gen.prepare import prepare
 
     if jax.process_count() == 1:
-        return prepare(config.data, config.seed)
+        return prepare(config.data)
     if jax.process_index() == 0:
-        prepared = prepare(config.data, config.seed)
+        prepared = prepare(config.data)
     multihost_utils.sync_global_devices("mixlab: data prepared")
-    return prepared if jax.process_index() == 0 else prepare(config.data, config.seed)
+    return prepared if jax.process_index() == 0 else prepare(config.data)
 
 
 def _last_eval_row(workdir: str) -> dict:

@@ -1,4 +1,4 @@
-"""prepare(config.data): builds tokenizer, stores, SynBio and knowledge source once, keyed by the inputs."""
+"""prepare(config.data): builds tokenizer, stores, SynBio and eval set once, keyed by the inputs."""
 
 import json
 
@@ -9,7 +9,6 @@ from data_gen import default_corpus, prepare
 from data_gen.synbio import ATTRIBUTES
 from data_gen.web import EmptyCorpusError
 from mixlab.config import base_config
-from mixlab.sources import PowerLawSource, SynBioSource
 
 WORDS = "the of and to in is was for on that with as by at from his her an which or be are were".split()
 
@@ -40,8 +39,7 @@ def test_prepare_builds_everything_then_loads_it(cfg, tmp_path):
     assert p.tokenizer.path.parent.parent == tmp_path / "data" / "tokenizers"
     assert p.web_train.num_docs + p.web_val.num_docs == 120 and p.web_val.num_docs == 1
     assert p.web_train.manifest["tokenizer"]["fingerprint"] == p.tokenizer.fingerprint
-    assert isinstance(p.knowledge_source, SynBioSource) and p.knowledge_source.num_people == 60
-    assert len(p.eval_set.person) == 60 * 5 * len(ATTRIBUTES)
+    assert p.synbio.population.num_people == 60 and len(p.eval_set.person) == 60 * 5 * len(ATTRIBUTES)
     assert p.synbio.tokenizer is p.tokenizer
     stamps = {f: f.stat().st_mtime_ns for f in (tmp_path / "data").rglob("*") if f.is_file()}
     again = prepare.prepare(cfg)
@@ -61,30 +59,12 @@ def test_vocab_sizes_do_not_collide_and_a_tokenizer_file_loads(cfg, tmp_path):
     assert c.tokenizer.fingerprint == a.tokenizer.fingerprint and c.web_train.directory == a.web_train.directory
 
 
-def test_knowledge_variants(cfg):
-    cfg.subsample = 0.5
-    p = prepare.prepare(cfg)
-    assert isinstance(p.knowledge_source, SynBioSource) and len(p.knowledge_source.people) == 30
-    assert len(np.unique(p.eval_set.person)) == 60  # evaluation stays on the full population
-    cfg.subsample, cfg.power_law_groups = 1.0, 6
-    assert isinstance(prepare.prepare(cfg).knowledge_source, PowerLawSource)
-    cfg.power_law_groups = 7
-    with pytest.raises(ValueError, match="not divisible by data.power_law_groups=7"):
-        prepare.prepare(cfg)
-    cfg.subsample, cfg.power_law_groups = 0.5, 6
-    with pytest.raises(ValueError, match="cannot be combined"):
-        prepare.prepare(cfg)
-
-
 def test_knowledge_only_and_bad_web_settings(cfg, tmp_path):
     cfg.web = "none"
-    with pytest.raises(ValueError, match="needs data.ratio == 1"):
-        prepare.prepare(cfg)
-    cfg.ratio = 1.0
     p = prepare.prepare(cfg)
     assert p.web_train is None and p.web_val is None and p.tokenizer.num_tokens == 400
     cfg.web = str(tmp_path / "missing")
-    with pytest.raises(FileNotFoundError, match="expected 'default', 'synthetic', 'none' or a path"):
+    with pytest.raises(FileNotFoundError, match="expected 'default', 'synthetic', 'none', 'tfds:<name>' or a path"):
         prepare.prepare(cfg)
 
 

@@ -1,12 +1,15 @@
-"""SynBioSource and PowerLawSource on real SynBio (byte tokenizer), and the stream with a real WebSource."""
+"""SynBioSource and PowerLawSource on real SynBio (byte tokenizer), the stream with a real WebSource, and the
+run's stream built from a config (knowledge_source, mixture_stream)."""
 
 import numpy as np
 import pytest
 
+from data_gen.prepare import Prepared
 from data_gen.synbio import ByteTokenizer, Population, PowerLawGroups, SynBio
 from data_gen.web import WebSource, build_store
+from mixlab.config import base_config
 from mixlab.mixture import MixtureStream
-from mixlab.sources import PowerLawSource, SynBioSource
+from mixlab.sources import PowerLawSource, SynBioSource, knowledge_source, mixture_stream
 
 TOKENIZER = ByteTokenizer()
 
@@ -120,3 +123,30 @@ def test_stream_with_real_sources_decodes_to_biographies_and_web_text(synbio, we
         counts[person] += 1
     np.testing.assert_array_equal(stream.exposures(steps), counts)
     assert counts[1::2].sum() == 0 and counts[people].min() >= 1 and len(complete) > len(people)
+
+
+def test_knowledge_source_follows_the_data_config(synbio):
+    d = base_config().data
+    assert isinstance(knowledge_source(d, synbio, 0), SynBioSource)
+    d.subsample = 0.5
+    source = knowledge_source(d, synbio, 0)
+    assert isinstance(source, SynBioSource) and len(source.people) == 20
+    d.subsample, d.power_law_groups = 1.0, 4
+    assert isinstance(knowledge_source(d, synbio, 0), PowerLawSource)
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.3, 1.0])
+def test_mixture_stream_of_a_run(synbio, web, ratio):
+    config = base_config()
+    config.seed, config.data.subsample = 3, 0.5
+    config.data.ratio, config.data.seq_len, config.data.global_batch = ratio, 512, 2
+    prepared = Prepared(TOKENIZER, web.store, None, synbio, synbio.eval_set())
+    stream, people = mixture_stream(config, prepared)
+    source = knowledge_source(config.data, synbio, config.seed)
+    np.testing.assert_array_equal(people, source.people)  # the training people, at r = 0 too
+    assert (stream.knowledge is None) == (ratio == 0) and (stream.web is None) == (ratio == 1)
+    expected = MixtureStream(
+        source if ratio > 0 else None, WebSource(web.store, 3, TOKENIZER.eos_id) if ratio < 1 else None,
+        ratio, 512, 2, 3, TOKENIZER.eos_id,
+    )  # fmt: skip
+    np.testing.assert_array_equal(stream.batch(5).targets, expected.batch(5).targets)

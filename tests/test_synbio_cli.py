@@ -50,7 +50,7 @@ def test_parse_pool_sizes():
 def test_cli_runs_end_to_end(tmp_path):
     out = tmp_path / "synbio"
     proc = subprocess.run(
-        [sys.executable, "-m", "data_gen.synbio", "--num_people=40", "--seed=1", f"--out={out}", "--num_print=2",
+        [sys.executable, "-m", "data_gen.synbio_cli", "--num_people=40", "--seed=1", f"--out={out}", "--num_print=2",
          "--pool_sizes=major=10"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
@@ -61,5 +61,5 @@ def test_cli_runs_end_to_end(tmp_path):
 
 
 def test_cli_requires_out():
-    proc = subprocess.run([sys.executable, "-m", "data_gen.synbio"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "data_gen.synbio_cli"], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "--out" in proc.stderr

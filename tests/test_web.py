@@ -168,6 +168,24 @@ def test_in_memory_documents_and_empty_ones(tok, tmp_path):
         build_store(["a", 3], tok, tmp_path / "t")
 
 
+def test_described_documents_are_streamed_and_not_read_again(tok, tmp_path):
+    sources = {"name": "three documents", "version": 1}
+    train = build_store(iter(DOCS[:3]), tok, tmp_path / "s", val_fraction=0.0, sources=sources)
+    assert [tok.decode(train.doc(i)) for i in range(3)] == DOCS[:3] and train.manifest["sources"] == sources
+
+    def unread():
+        raise AssertionError("read the documents of a built store")
+        yield
+
+    assert build_store(unread(), tok, tmp_path / "s", val_fraction=0.0, sources=sources).num_docs == 3
+    with pytest.raises(ValueError, match="other inputs"):
+        build_store(unread(), tok, tmp_path / "s", val_fraction=0.0, sources={**sources, "version": 2})
+    with pytest.raises(EmptyCorpusError, match="corpus no documents has no non-empty"):
+        build_store(iter([" "]), tok, tmp_path / "e", sources={"name": "no documents"})
+    with pytest.raises(TypeError, match="describes an iterable of documents"):
+        build_store(tmp_path, tok, tmp_path / "p", sources=sources)
+
+
 def test_empty_corpus_is_a_clear_error(tok, tmp_path):
     with pytest.raises(EmptyCorpusError, match="no non-empty documents"):
         build_store(["", " \n "], tok, tmp_path / "s")

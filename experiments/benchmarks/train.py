@@ -9,7 +9,7 @@ Host overhead per step = loop - device. Process CPU time is reported too: on a s
 the neighbours, CPU time much less (with one core and single-threaded XLA, tokens per CPU-second is the throughput
 the core would give if it were ours alone).
 
-    taskset -c 0 env XLA_FLAGS=--xla_cpu_multi_thread_eigen=false python -m mixlab.bench_train \\
+    taskset -c 0 env XLA_FLAGS=--xla_cpu_multi_thread_eigen=false python -m experiments.benchmarks.train \\
         --sizes=t25k,t57k,t100k,t224k --vocab=1024 --seq_len=256 --batch=8 --steps=60
 """
 

@@ -1,6 +1,6 @@
 """Throughput of the SynBio knowledge stream on one CPU core, with fresh augmentation for every exposure.
 
-    python -m data_gen.bench_synbio [--num_people=100000] [--seconds=3] [--tokenizer=tokenizer.json]
+    python -m experiments.benchmarks.synbio [--num_people=100000] [--seconds=3] [--tokenizer=tokenizer.json]
 
 The stream walks passes: pass e is a seeded permutation of the people, each rendered at exposure e, in batches
 through SynBio.render_batch. Without --tokenizer it measures a word-level tokenizer (every word with its leading

@@ -1,7 +1,7 @@
 """Throughput of the mixture stream on one CPU core: MixtureStream.batch(step) with SynBio passes and a WebSource.
 
-    python -m mixlab.bench_mixture [--num_people=100000] [--seconds=2] [--tokenizer=tokenizer.json] [--core=0]
-                                   [--resume_step=20000]
+    python -m experiments.benchmarks.mixture [--num_people=100000] [--seconds=2] [--tokenizer=tokenizer.json]
+                                             [--core=0] [--resume_step=20000]
 
 For r in {0.1, 0.5}, seq_len 2048 and global batch 64 and 512, it times batch(step) for consecutive steps (after
 one warm-up step) and prints tokens/s (B * L target tokens per batch). The baseline is the same stream with
