@@ -19,6 +19,7 @@ import pandas as pd
 
 from analysis import plots
 from analysis.curves import Curve
+from analysis.fitting import FitWarning
 from analysis.io import final_rows, ingest_external, load_results, param_column
 from analysis.scaling import (
     PowerLawFit,
@@ -40,7 +41,6 @@ from analysis.theory import (
     predict,
 )
 from analysis.thresholds import (
-    FitWarning,
     SharpnessResult,
     SigmoidFit,
     ThresholdSet,

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.fitting import FitWarning
 from analysis.io import ingest_external, load_results
 from analysis.report import STATUSES, analyze, main, main_budget, verdicts
-from analysis.thresholds import FitWarning
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results_small.csv"
 CLAIMS = {

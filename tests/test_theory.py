@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
+from analysis.fitting import FitWarning
 from analysis.io import final_rows
 from analysis.scaling import fit_web_loss
 from analysis.simulate import Truth, simulate_results
@@ -22,7 +23,7 @@ from analysis.theory import (
     predicted_size,
     web_slope,
 )
-from analysis.thresholds import FitWarning, fit_thresholds
+from analysis.thresholds import fit_thresholds
 
 # F(M) = C + A M^-alpha with A = 2, alpha = 0.5, c = 1 bit/param, scale = 1, p = 1e-3:
 # -F'(100) = alpha A 100^-1.5 = 0.5 * 2 / 1000 = 1e-3 = p, so r/(1-r) = 1 and r* = 0.5 at M = 100.
