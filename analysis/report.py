@@ -30,9 +30,9 @@ from analysis.scaling import (
     tokens_to_target,
 )
 from analysis.theory import (
+    PAPER_POOLS,
     CapacityEstimate,
     TheoryPrediction,
-    bits_per_person,
     compare,
     fact_value,
     given_capacity,
@@ -48,6 +48,7 @@ from analysis.thresholds import (
     fit_thresholds,
     sharpness,
 )
+from data_gen.synbio_fields import bits_per_person
 
 STATUSES = ("supported", "not supported", "contradicted", "inconclusive", "not testable")
 BUDGET_COLUMNS = ("budget", "train.exposures")
@@ -214,7 +215,7 @@ def _analyze(df, n_boot, targets, level, seed, bits_per_param, person_bits) -> A
         a.missing["web"] = f"web-only (ratio = 0) runs: {a.web.reason}"
 
     num_people = float(mix["num_people"].median()) if mix["num_people"].notna().any() else math.nan
-    person_bits = person_bits or bits_per_person()
+    person_bits = person_bits or bits_per_person(PAPER_POOLS)
     a.total_bits = num_people * person_bits
     if bits_per_param is not None:
         a.capacity = given_capacity(bits_per_param)
