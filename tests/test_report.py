@@ -10,7 +10,8 @@ import pytest
 
 from analysis.fitting import FitWarning
 from analysis.io import ingest_external, load_results
-from analysis.report import STATUSES, analyze, main, main_budget, verdicts
+from analysis.report import main
+from analysis.verdicts import STATUSES, analyze, main_budget, verdicts
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results_small.csv"
 CLAIMS = {
