@@ -1,13 +1,16 @@
-"""Shared numerical machinery: a batched bounded Levenberg-Marquardt minimiser, Huber loss, percentile CIs.
+"""Shared numerical machinery: a batched bounded Levenberg-Marquardt minimiser, Huber loss, percentile CIs, and
+the warning every fit raises.
 
-The bootstrap refits one model to B resampled data sets. Calling scipy B times is slow, so every resample is fitted
-at once here, in numpy, with a damped Gauss-Newton (Fisher-scoring) step per resample. Point estimates elsewhere use
-scipy's L-BFGS-B with several starts; the bootstrap fits start from that point estimate.
+The bootstrap refits one model to B resampled data sets. Calling scipy B times is slow, so `batched_minimize` fits
+every problem of a batch at once, in numpy, with a damped Gauss-Newton (Fisher-scoring) step per problem. The
+sigmoid fits (analysis.thresholds) use it for their multi-start point estimate and their bootstrap; the web-loss fit
+(analysis.scaling) for its bootstrap, started from a scipy L-BFGS-B point estimate.
 """
 
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -16,6 +19,17 @@ try:  # BLAS threads only slow tiny fits down (3.5x measured for fit_power_law o
     from threadpoolctl import threadpool_limits
 except ImportError:  # optional: without it, fits are the same, only slower on busy machines
     threadpool_limits = None
+
+
+class FitWarning(UserWarning):
+    """A fit converged badly, hit a bound, or its bootstrap partly failed."""
+
+
+def surface_warnings(messages: list[str], what: str) -> None:
+    """Issue each message as a FitWarning "<what>: <message>", attributed to the caller of the calling fit."""
+    for m in messages:
+        warnings.warn(f"{what}: {m}", FitWarning, stacklevel=3)
+
 
 # fun(theta_BxP, rows_B) -> (objective_B, gradient_BxP, gauss_newton_hessian_BxPxP) for problems `rows`
 Objective = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]

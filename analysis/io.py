@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ATTRIBUTES = ("birth_date", "birth_city", "university", "major", "employer")  # as data_gen.synbio.ATTRIBUTES
+from data_gen.synbio_fields import ATTRIBUTES
+
 RESULTS_COLUMNS = (
     "sweep",
     "run_id",

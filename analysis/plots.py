@@ -41,6 +41,13 @@ def _log_axis(ax, which: str = "x") -> None:
     axis.set_minor_locator(NullLocator())
 
 
+def _fit_with_band(ax, fit, grid: np.ndarray, color, **line_kw) -> None:
+    """A fit's curve over `grid` and its bootstrap band (fit.predict and fit.band) in one colour."""
+    lo, hi = fit.band(grid)
+    ax.plot(grid, fit.predict(grid), color=color, **line_kw)
+    ax.fill_between(grid, lo, hi, color=color, alpha=0.2, lw=0)
+
+
 def _empty(fig: Figure, ax, message: str) -> Figure:
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, wrap=True)
     ax.set_axis_off()
@@ -105,10 +112,7 @@ def accuracy_curves(df: pd.DataFrame, x: str = "ratio", by: str | None = "size",
         ax.errorbar(pooled.index, acc, yerr=se, fmt="o", color=colour, label=label, ms=5, capsize=2)
         fit = tset if isinstance(tset, SigmoidFit) else (tset.fits.get(key) if tset is not None else None)
         if fit is not None and fit.ok:
-            grid = np.geomspace(pooled.index.min(), pooled.index.max(), 200)
-            lo, hi = fit.band(grid)
-            ax.plot(grid, fit.predict(grid), color=colour, lw=1.5)
-            ax.fill_between(grid, lo, hi, color=colour, alpha=0.2, lw=0)
+            _fit_with_band(ax, fit, np.geomspace(pooled.index.min(), pooled.index.max(), 200), colour, lw=1.5)
             ax.axvline(fit.x_star, color=colour, ls=":", lw=1)
     _log_axis(ax)
     ax.set_ylim(-0.02, 1.02)
@@ -136,14 +140,8 @@ def threshold_scaling(
     ax.errorbar(t["M"], t["x_star"], yerr=yerr, fmt="o", color="k", capsize=3, label=f"fitted {tset.x}* (95% CI)")
     grid = np.geomspace(t["M"].min() / 1.2, t["M"].max() * 1.2, 100)
     if power is not None and power.ok:
-        lo, hi = power.band(grid)
-        ax.plot(
-            grid,
-            power.predict(grid),
-            color="C0",
-            label=f"power law, k = {power.k:.2f} [{power.ci['k'][0]:.2f}, {power.ci['k'][1]:.2f}]",
-        )
-        ax.fill_between(grid, lo, hi, color="C0", alpha=0.2, lw=0)
+        label = f"power law, k = {power.k:.2f} [{power.ci['k'][0]:.2f}, {power.ci['k'][1]:.2f}]"
+        _fit_with_band(ax, power, grid, "C0", label=label)
     if theory is not None:
         order = np.argsort(theory.x)
         ax.plot(
@@ -170,6 +168,17 @@ def _panels(n: int) -> tuple[Figure, np.ndarray]:
     return fig, np.atleast_1d(fig.subplots(rows, cols, sharey=True, squeeze=False)).ravel()
 
 
+def _label_size_panels(axes: np.ndarray, sizes: list, xlabel: str) -> None:
+    """Log x axis, title and x label on each size's panel, unused panels hidden, accuracy on the first y axis."""
+    for ax, size in zip(axes, sizes, strict=False):
+        _log_axis(ax)
+        ax.set_title(f"size {size}")
+        ax.set_xlabel(xlabel)
+    for ax in axes[len(sizes) :]:
+        ax.set_axis_off()
+    axes[0].set_ylabel("accuracy")
+
+
 def accuracy_vs_exposures(df: pd.DataFrame) -> Figure:
     """Accuracy along training vs exposures per person, one panel per size, one line per run coloured by r (log)."""
     d = df[(df["ratio"] > 0) & (df["ratio"] < 1) & (df["exposures"] > 0)]
@@ -183,12 +192,7 @@ def accuracy_vs_exposures(df: pd.DataFrame) -> Figure:
         for _, run in d[d["size"] == size].groupby("run_id"):
             run = run.sort_values("exposures")
             ax.plot(run["exposures"], run["acc"], "o-", ms=3, lw=1, color=cmap(norm(run["ratio"].iloc[0])))
-        _log_axis(ax)
-        ax.set_title(f"size {size}")
-        ax.set_xlabel("exposures per person")
-    for ax in axes[len(sizes) :]:
-        ax.set_axis_off()
-    axes[0].set_ylabel("accuracy")
+    _label_size_panels(axes, sizes, "exposures per person")
     fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=list(axes[: len(sizes)]), label="ratio r")
     fig.suptitle("Same exposures, different outcome: accuracy vs exposures, coloured by r")
     return fig
@@ -208,12 +212,7 @@ def per_attribute(df: pd.DataFrame) -> Figure:
         means = d[d["size"] == size].groupby("ratio")[[f"acc_{a}" for a in present]].mean()
         for attr, colour in zip(present, colours, strict=True):
             ax.plot(means.index, means[f"acc_{attr}"], "o-", ms=3, color=colour, label=attr)
-        _log_axis(ax)
-        ax.set_title(f"size {size}")
-        ax.set_xlabel("ratio r")
-    for ax in axes[len(sizes) :]:
-        ax.set_axis_off()
-    axes[0].set_ylabel("accuracy")
+    _label_size_panels(axes, sizes, "ratio r")
     axes[0].legend(fontsize="small")
     fig.suptitle("Per-attribute accuracy (final, mean over seeds)")
     return fig
@@ -230,14 +229,8 @@ def web_loss(df: pd.DataFrame, fit: WebLossFit | None = None) -> Figure:
     sns.scatterplot(data=d, x=pcol, y="web_loss", hue="ratio" if d["ratio"].nunique() > 1 else None, ax=ax)
     if fit is not None and fit.ok:
         grid = np.geomspace(d[pcol].min() / 1.2, d[pcol].max() * 1.2, 200)
-        lo, hi = fit.band(grid)
-        ax.plot(
-            grid,
-            fit.predict(grid),
-            color="C3",
-            label=f"L = {fit.E:.3g} + {fit.A:.3g} (M/{fit.scale:.0e})^-{fit.alpha:.3g}",
-        )
-        ax.fill_between(grid, lo, hi, color="C3", alpha=0.2, lw=0)
+        label = f"L = {fit.E:.3g} + {fit.A:.3g} (M/{fit.scale:.0e})^-{fit.alpha:.3g}"
+        _fit_with_band(ax, fit, grid, "C3", label=label)
         ax.legend(fontsize="small")
     _log_axis(ax)
     ax.set_xlabel(f"parameters M ({pcol})")

@@ -6,7 +6,7 @@
 - threshold_power_law: applies it to the thresholds of a ThresholdSet (r* vs M, M* vs r, f* vs M).
 - tokens_to_target / compare_growth: tokens needed to reach a target accuracy vs 1/r; exponential vs power law.
 - fit_web_loss: L(M) = E + A (M / scale)^-alpha, Huber loss on log L, multi-start L-BFGS-B, bootstrap over seeds
-  (rows within each size) or, with one row per size, over log-space residuals.
+  (rows within each size) or, with fewer than min_seeds rows per size, over log-space residuals.
 """
 
 from __future__ import annotations
@@ -21,13 +21,8 @@ from scipy.stats import norm
 from scipy.stats import t as student_t
 
 from analysis.curves import Curve
-from analysis.fitting import batched_minimize, huber, percentile_ci, single_thread_blas
-from analysis.thresholds import FitWarning, ThresholdSet, crossing
-
-
-def _surface(messages: list[str], what: str) -> None:
-    for m in messages:
-        warnings.warn(f"{what}: {m}", FitWarning, stacklevel=3)
+from analysis.fitting import batched_minimize, huber, percentile_ci, single_thread_blas, surface_warnings
+from analysis.thresholds import ThresholdSet, crossing
 
 
 def lbfgsb_multistart(fun, starts, bounds) -> tuple[object, list[str]]:
@@ -100,6 +95,87 @@ def _huber_line_irls(lx_N, ly_BxN, mult_BxN, beta0_Bx2, delta, iters: int = 200,
     return beta
 
 
+def _power_law_problem(x: np.ndarray, y: np.ndarray, x_name: str, y_name: str) -> str:
+    """Why (x, y) cannot take a power law in log-log space ("" if they can)."""
+    if x.shape != y.shape or x.ndim != 1:
+        return f"x and y must be 1-D of equal length, got {x.shape} and {y.shape}"
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        return f"{x_name} and {y_name} must be finite"
+    if np.any(x <= 0) or np.any(y <= 0):
+        return f"a power law in log-log space needs {x_name} > 0 and {y_name} > 0"
+    if len(np.unique(x)) < 2:
+        return f"need at least 2 distinct {x_name} values, got {len(np.unique(x))}"
+    return ""
+
+
+def _huber_line(lx: np.ndarray, ly: np.ndarray, delta: float) -> tuple[np.ndarray, list[str]]:
+    """(intercept, slope) of the Huber regression of ly on lx by multi-start L-BFGS-B, and its warnings."""
+
+    def fun(beta):
+        rho, psi, _ = huber(ly - beta[0] - beta[1] * lx, delta)
+        return float(rho.sum()), np.array([-psi.sum(), -(psi * lx).sum()])
+
+    ols = np.polyfit(lx, ly, 1)[::-1]
+    starts = [ols, [np.median(ly), 0.0], [np.median(ly), -2.0]]
+    best, msgs = lbfgsb_multistart(fun, starts, [(-1e3, 1e3), (-50.0, 50.0)])
+    return best.x, msgs
+
+
+def _log_y_draws(ly, y_boot, y_ci, n_boot: int, level: float, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Each replicate's log y (n_boot x n), drawn from y_boot or from log-normals matching y_ci, else ly itself;
+    and each point's log-y standard deviation (NaN without y uncertainty)."""
+    n = len(ly)
+    sigma = np.full(n, np.nan)
+    if y_boot is not None:
+        y_boot = np.asarray(y_boot, float)
+        if y_boot.ndim != 2 or y_boot.shape[1] != n:
+            raise ValueError(f"y_boot must have shape (draws, {n}), got {y_boot.shape}")
+        draws = np.column_stack([rng.choice(y_boot[:, i][np.isfinite(y_boot[:, i])], n_boot) for i in range(n)])
+        ly_b = np.log(np.where(draws > 0, draws, np.nan))
+        sigma = np.nanstd(ly_b, axis=0)
+    elif y_ci is not None:
+        y_ci = np.asarray(y_ci, float)
+        sigma = (np.log(y_ci[:, 1]) - np.log(y_ci[:, 0])) / (2 * norm.ppf(0.5 + level / 2))
+        ly_b = ly[None, :] + sigma[None, :] * rng.standard_normal((n_boot, n))
+    else:
+        ly_b = np.broadcast_to(ly, (n_boot, n)).copy()
+    return ly_b, sigma
+
+
+def _choose_pairs(pairs: bool | None, given: bool, resid: np.ndarray, sigma: np.ndarray, y_name: str):
+    """Whether to resample the points too (see `fit_power_law`), and the messages that decision calls for."""
+    n = len(resid)
+    red_chi2 = np.nan
+    if given and n > 2:
+        red_chi2 = float(np.sum((resid / np.maximum(sigma, 1e-12)) ** 2) / (n - 2))
+    too_scattered = bool(red_chi2 > 3)
+    msgs = []
+    if pairs is None:
+        pairs = not given or (too_scattered and n >= 4)
+        if given and pairs:
+            msgs.append(
+                f"scatter about the power law exceeds the {y_name} uncertainties (reduced chi2 = {red_chi2:.1f}): "
+                "points are resampled too (pairs bootstrap)"
+            )
+    if too_scattered and not pairs:
+        msgs.append(
+            f"scatter about the power law exceeds the {y_name} uncertainties (reduced chi2 = {red_chi2:.1f}); "
+            "the propagated CI is too narrow"
+        )
+    return pairs, msgs
+
+
+def _pair_multiplicities(lx: np.ndarray, n_boot: int, rng) -> np.ndarray:
+    """How often each point is drawn in each pairs-bootstrap replicate; NaN rows where fewer than 2 x are distinct."""
+    n = len(lx)
+    mult = np.zeros((n_boot, n))
+    np.add.at(mult, (np.arange(n_boot)[:, None], rng.integers(0, n, (n_boot, n))), 1.0)
+    _, inv = np.unique(lx, return_inverse=True)
+    distinct = ((mult > 0) @ np.eye(inv.max() + 1)[inv] > 0).sum(axis=1)
+    mult[distinct < 2] = np.nan
+    return mult
+
+
 def fit_power_law(
     x,
     y,
@@ -124,71 +200,20 @@ def fit_power_law(
     """
     x, y = np.asarray(x, float), np.asarray(y, float)
     base = dict(x_name=x_name, y_name=y_name, n_points=len(x), level=level)
-    problem = ""
-    if x.shape != y.shape or x.ndim != 1:
-        problem = f"x and y must be 1-D of equal length, got {x.shape} and {y.shape}"
-    elif not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-        problem = f"{x_name} and {y_name} must be finite"
-    elif np.any(x <= 0) or np.any(y <= 0):
-        problem = f"a power law in log-log space needs {x_name} > 0 and {y_name} > 0"
-    elif len(np.unique(x)) < 2:
-        problem = f"need at least 2 distinct {x_name} values, got {len(np.unique(x))}"
+    problem = _power_law_problem(x, y, x_name, y_name)
     if problem:
         return PowerLawFit(False, problem, **base)
     x0 = float(np.exp(np.log(x).mean()))
     lx, ly = np.log(x / x0), np.log(y)  # centred: intercept and slope decouple
-
-    def fun(beta):
-        rho, psi, _ = huber(ly - beta[0] - beta[1] * lx, delta)
-        return float(rho.sum()), np.array([-psi.sum(), -(psi * lx).sum()])
-
-    ols = np.polyfit(lx, ly, 1)[::-1]
-    starts = [ols, [np.median(ly), 0.0], [np.median(ly), -2.0]]
-    best, msgs = lbfgsb_multistart(fun, starts, [(-1e3, 1e3), (-50.0, 50.0)])
-    beta = best.x
+    beta, msgs = _huber_line(lx, ly, delta)
 
     rng = np.random.default_rng(seed)
     n = len(x)
-    sigma = np.full(n, np.nan)
-    if y_boot is not None:
-        y_boot = np.asarray(y_boot, float)
-        if y_boot.ndim != 2 or y_boot.shape[1] != n:
-            raise ValueError(f"y_boot must have shape (draws, {n}), got {y_boot.shape}")
-        draws = np.column_stack([rng.choice(y_boot[:, i][np.isfinite(y_boot[:, i])], n_boot) for i in range(n)])
-        ly_b = np.log(np.where(draws > 0, draws, np.nan))
-        sigma = np.nanstd(ly_b, axis=0)
-    elif y_ci is not None:
-        y_ci = np.asarray(y_ci, float)
-        sigma = (np.log(y_ci[:, 1]) - np.log(y_ci[:, 0])) / (2 * norm.ppf(0.5 + level / 2))
-        ly_b = ly[None, :] + sigma[None, :] * rng.standard_normal((n_boot, n))
-    else:
-        ly_b = np.broadcast_to(ly, (n_boot, n)).copy()
+    ly_b, sigma = _log_y_draws(ly, y_boot, y_ci, n_boot, level, rng)
     given = y_boot is not None or y_ci is not None
-    red_chi2 = np.nan
-    if given and n > 2:
-        resid = ly - beta[0] - beta[1] * lx
-        red_chi2 = float(np.sum((resid / np.maximum(sigma, 1e-12)) ** 2) / (n - 2))
-    too_scattered = bool(red_chi2 > 3)
-    if pairs is None:
-        pairs = not given or (too_scattered and n >= 4)
-        if given and pairs:
-            msgs.append(
-                f"scatter about the power law exceeds the {y_name} uncertainties (reduced chi2 = {red_chi2:.1f}): "
-                "points are resampled too (pairs bootstrap)"
-            )
-    if too_scattered and not pairs:
-        msgs.append(
-            f"scatter about the power law exceeds the {y_name} uncertainties (reduced chi2 = {red_chi2:.1f}); "
-            "the propagated CI is too narrow"
-        )
-    if pairs:
-        mult = np.zeros((n_boot, n))
-        np.add.at(mult, (np.arange(n_boot)[:, None], rng.integers(0, n, (n_boot, n))), 1.0)
-        _, inv = np.unique(lx, return_inverse=True)
-        distinct = ((mult > 0) @ np.eye(inv.max() + 1)[inv] > 0).sum(axis=1)
-        mult[distinct < 2] = np.nan
-    else:
-        mult = np.ones((n_boot, n))
+    pairs, pair_msgs = _choose_pairs(pairs, given, ly - beta[0] - beta[1] * lx, sigma, y_name)
+    msgs += pair_msgs
+    mult = _pair_multiplicities(lx, n_boot, rng) if pairs else np.ones((n_boot, n))
     method = "+".join((["propagated"] if given else []) + (["pairs"] if pairs else []))
     if not method:
         msgs.append("no y uncertainty and pairs=False: the bootstrap has nothing to resample")
@@ -204,7 +229,7 @@ def fit_power_law(
         "C": tuple(float(v) for v in percentile_ci(boot[:, 0], level)),
         "k": tuple(float(v) for v in percentile_ci(boot[:, 1], level)),
     }
-    _surface(msgs, f"fit_power_law ({y_name} vs {x_name})")
+    surface_warnings(msgs, f"fit_power_law ({y_name} vs {x_name})")
     return PowerLawFit(
         True,
         "",
@@ -356,6 +381,48 @@ def _web_objective(lm_N, ll_BxN, mult_BxN, delta):
     return fun
 
 
+def _web_point_fit(lm: np.ndarray, ll: np.ndarray, loss: np.ndarray, delta: float):
+    """(theta = (E, log A, alpha), the search bounds, messages): multi-start L-BFGS-B on the Huber objective."""
+    bounds = [(0.0, float(loss.min())), (-20.0, 20.0), (1e-3, 3.0)]
+    one = _web_objective(lm, ll[None], np.ones((1, len(lm))), delta)
+
+    def fun(theta):
+        f, g, _ = one(theta[None], np.zeros(1, int))
+        return float(f[0]), g[0]
+
+    starts = []
+    for alpha in (0.1, 0.3, 1.0):
+        for e in (0.0, 0.8 * loss.min()):
+            a = max(np.mean(loss) - e, 1e-6) / np.mean(np.exp(-alpha * lm))
+            starts.append([e, np.log(a), alpha])
+    best, msgs = lbfgsb_multistart(fun, starts, bounds)
+    theta = best.x
+    for i, name in enumerate(("E", "log A", "alpha")):
+        if np.isclose(theta[i], bounds[i][0]) or np.isclose(theta[i], bounds[i][1]):
+            msgs.append(f"{name} = {theta[i]:.4g} sits at a bound of its search range {bounds[i]}")
+    return theta, bounds, msgs
+
+
+def _web_resamples(lm, ll, theta, groups, *, n_boot: int, min_seeds: int, level: float, rng):
+    """Bootstrap data sets for `fit_web_loss`: (log-loss ll_BxN, row multiplicities mult_BxN, method, messages)."""
+    n = len(lm)
+    _, inv = np.unique(groups, return_inverse=True)
+    if np.bincount(inv).min() >= min_seeds:
+        mult = np.zeros((n_boot, n))
+        for g in range(inv.max() + 1):
+            members = np.flatnonzero(inv == g)
+            picks = members[rng.integers(0, len(members), (n_boot, len(members)))]
+            np.add.at(mult, (np.arange(n_boot)[:, None], picks), 1.0)
+        return np.broadcast_to(ll, (n_boot, n)).copy(), mult, "seeds", []
+    fitted = _web_model(theta[None], lm)[0][0]
+    dof = max(n - 3, 1)
+    inflate = np.sqrt(n / dof) * student_t.ppf(0.5 + level / 2, dof) / norm.ppf(0.5 + level / 2)
+    resid = (ll - fitted) * inflate
+    ll_b = fitted[None, :] + resid[rng.integers(0, n, (n_boot, n))]
+    msgs = [f"residual bootstrap with only {n} points: the CI is rough"] if n <= 4 else []
+    return ll_b, np.ones((n_boot, n)), "residuals", msgs
+
+
 def fit_web_loss(
     params,
     loss,
@@ -375,7 +442,8 @@ def fit_web_loss(
     Otherwise log-space residuals are resampled around the fit, scaled by sqrt(n / (n - 3)) * t_(n-3) / z (the
     factor that turns a residual-bootstrap interval into the exact t-interval for a linear model with Gaussian
     errors; without it, 10 points gave 0.86 coverage for a nominal 0.95). A stratified bootstrap over 2 seeds per
-    size covered only 0.7 in the same simulation, hence min_seeds.
+    size covered only 0.7 in the same simulation, hence min_seeds. Every resample is refitted at once
+    (analysis.fitting.batched_minimize), starting from the point estimate.
     """
     m, loss = np.asarray(params, float), np.asarray(loss, float)
     keep = np.isfinite(m) & np.isfinite(loss)
@@ -389,45 +457,12 @@ def fit_web_loss(
     if np.any(m <= 0) or np.any(loss <= 0):
         return WebLossFit(False, "parameters and web loss must be > 0", **base)
     lm, ll = np.log(m / scale), np.log(loss)
-    bounds = [(0.0, float(loss.min())), (-20.0, 20.0), (1e-3, 3.0)]
-    one = _web_objective(lm, ll[None], np.ones((1, len(m))), delta)
-
-    def fun(theta):
-        f, g, _ = one(theta[None], np.zeros(1, int))
-        return float(f[0]), g[0]
-
-    starts = []
-    for alpha in (0.1, 0.3, 1.0):
-        for e in (0.0, 0.8 * loss.min()):
-            a = max(np.mean(loss) - e, 1e-6) / np.mean(np.exp(-alpha * lm))
-            starts.append([e, np.log(a), alpha])
-    best, msgs = lbfgsb_multistart(fun, starts, bounds)
-    theta = best.x
-    for i, name in enumerate(("E", "log A", "alpha")):
-        if np.isclose(theta[i], bounds[i][0]) or np.isclose(theta[i], bounds[i][1]):
-            msgs.append(f"{name} = {theta[i]:.4g} sits at a bound of its search range {bounds[i]}")
-
+    theta, bounds, msgs = _web_point_fit(lm, ll, loss, delta)
     rng = np.random.default_rng(seed)
-    n = len(m)
-    _, inv = np.unique(groups, return_inverse=True)
-    if np.bincount(inv).min() >= min_seeds:
-        method = "seeds"
-        mult = np.zeros((n_boot, n))
-        for g in range(inv.max() + 1):
-            members = np.flatnonzero(inv == g)
-            picks = members[rng.integers(0, len(members), (n_boot, len(members)))]
-            np.add.at(mult, (np.arange(n_boot)[:, None], picks), 1.0)
-        ll_b = np.broadcast_to(ll, (n_boot, n)).copy()
-    else:
-        method = "residuals"
-        fitted = _web_model(theta[None], lm)[0][0]
-        dof = max(n - 3, 1)
-        inflate = np.sqrt(n / dof) * student_t.ppf(0.5 + level / 2, dof) / norm.ppf(0.5 + level / 2)
-        resid = (ll - fitted) * inflate
-        ll_b = fitted[None, :] + resid[rng.integers(0, n, (n_boot, n))]
-        mult = np.ones((n_boot, n))
-        if n <= 4:
-            msgs.append(f"residual bootstrap with only {n} points: the CI is rough")
+    ll_b, mult, method, resample_msgs = _web_resamples(
+        lm, ll, theta, groups, n_boot=n_boot, min_seeds=min_seeds, level=level, rng=rng
+    )
+    msgs += resample_msgs
     lower, upper = np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
     upper[0] = float(loss.max())
     th_b, _, conv = batched_minimize(_web_objective(lm, ll_b, mult, delta), np.tile(theta, (n_boot, 1)), lower, upper)
@@ -435,7 +470,7 @@ def fit_web_loss(
         msgs.append(f"{(~conv).sum()} of {n_boot} bootstrap refits did not converge and were dropped")
     boot = np.column_stack([th_b[conv, 0], np.exp(th_b[conv, 1]), th_b[conv, 2]])
     ci = {p: tuple(float(v) for v in percentile_ci(boot[:, i], level)) for i, p in enumerate(("E", "A", "alpha"))}
-    _surface(msgs, "fit_web_loss")
+    surface_warnings(msgs, "fit_web_loss")
     return WebLossFit(
         True,
         "",

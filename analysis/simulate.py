@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.io import ATTRIBUTES, RESULTS_COLUMNS, size_label
-from analysis.theory import bits_per_person, predicted_ratio
+from analysis.theory import PAPER_POOLS, predicted_ratio
+from data_gen.synbio_fields import bits_per_person
 
 ATTRIBUTE_FACTOR = np.array([0.8, 1.05, 1.05, 1.05, 1.05])  # birth date is the hardest attribute
 
@@ -62,7 +63,7 @@ class Truth:
 
     @property
     def total_bits(self) -> float:
-        return self.num_people * bits_per_person()
+        return self.num_people * bits_per_person(PAPER_POOLS)
 
     def r_star(self, params) -> np.ndarray:
         """True mixture threshold: the theory's half-stored ratio times `miss` (NaN if unreachable)."""

@@ -1,4 +1,5 @@
-"""The capacity-allocation model (PAPER_SPEC.md section 5) as functions: predict r*(M) and M*(r) before mixing.
+"""The capacity-allocation model of the paper (Gu, Lyu, Li, Zhang, NeurIPS 2025, Section 4) as functions: predict
+r*(M) and M*(r) before mixing.
 
 Assumptions, all of them:
 1. The model behaves like an optimal learner with a capacity of c bits per parameter: M_bits = c * params (params
@@ -12,9 +13,9 @@ Assumptions, all of them:
    person is equally frequent, so a knowledge token carries p = ln 2 / (N * L_bio) nats of value per stored bit,
    N = number of people, L_bio = tokens per biography (measured: knowledge_tokens / (exposures * num_people)).
 4. Capacity is a fractional knapsack: a bit spent on facts saves r p per training token, a bit spent on the web
-   saves (1 - r) (-F_web'). With H_tot = N * bits_per_person bits of facts, the learner stores s bits where
-   (r / (1 - r)) p = -F_web'(M_bits - s), clipped to [0, H_tot]. Hence the theorem's bounds: nothing is stored if
-   (r/(1-r)) p < -F_web'(M_bits); everything if (r/(1-r)) p > -F_web'(M_bits - H_tot).
+   saves (1 - r) (-F_web'). With H_tot = N * bits_per_person bits of facts (data_gen.synbio_fields), the learner
+   stores s bits where (r / (1 - r)) p = -F_web'(M_bits - s), clipped to [0, H_tot]. Hence the theorem's bounds:
+   nothing is stored if (r/(1-r)) p < -F_web'(M_bits); everything if (r/(1-r)) p > -F_web'(M_bits - H_tot).
 5. Accuracy equals the stored fraction s / H_tot, so the predicted threshold for a sigmoid midpoint is the r (or M)
    where s = fraction * H_tot (fraction = 0.5 by default); fraction 0 and 1 give the two bounds.
 Consequence: at the onset, r/(1-r) = alpha A / (c scale p) (params/scale)^-(alpha+1), so r* ~ M^-(alpha+1) for
@@ -33,12 +34,8 @@ from analysis.scaling import WebLossFit
 from analysis.thresholds import ThresholdSet
 
 LN2 = float(np.log(2.0))
-PAPER_POOLS = (12 * 28 * 200, 200, 300, 100, 263)  # birth date, city, university, major, employer (PAPER_SPEC 1)
-
-
-def bits_per_person(pool_sizes=PAPER_POOLS) -> float:
-    """Knowledge per person in bits: sum of log2 of the attribute pool sizes (46.6 for the paper's pools)."""
-    return float(np.sum(np.log2(np.asarray(pool_sizes, float))))
+# The attribute pool sizes of the paper's SynBio: data_gen.synbio_fields.bits_per_person(PAPER_POOLS) = 46.6 bits.
+PAPER_POOLS = {"birth_date": 12 * 28 * 200, "birth_city": 200, "university": 300, "major": 100, "employer": 263}
 
 
 def fact_value(num_people: float, tokens_per_bio: float) -> float:

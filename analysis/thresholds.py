@@ -2,11 +2,11 @@
 
 Sigmoid: acc(x) = lo + (hi - lo) * sigmoid((log x - log x*) / w), fitted by maximum binomial likelihood on the
 counts (n_correct of n_eval) from several starts with a bounded Levenberg-Marquardt (Fisher scoring) minimiser,
-then bootstrapped (see analysis.curves for what is
-resampled) by refitting every resample at once. x is the ratio r (threshold r*), the size M (critical size M*) or
-the tokens seen. Every function returns a result with ok=False and a reason on degenerate input (all zeros, too few
-points, a non-monotone curve, a transition outside the sampled range); then the numbers are NaN, never silent.
-Optimizer trouble is recorded in `warnings` and re-issued as FitWarning.
+then bootstrapped (see analysis.curves for what is resampled) by refitting every resample at once. x is the ratio
+r (threshold r*), the size M (critical size M*) or the tokens seen. Every fit returns a result with ok=False and a
+reason on degenerate input (all zeros, too few points, a non-monotone curve, a transition outside the sampled
+range); then the numbers are NaN, never silent. Optimizer trouble is recorded in `warnings` and re-issued as
+analysis.fitting.FitWarning.
 """
 
 from __future__ import annotations
@@ -19,20 +19,11 @@ import pandas as pd
 from scipy.stats import chi2
 
 from analysis.curves import Curve, isotonic, monotonicity_problem, resample
-from analysis.fitting import batched_minimize, percentile_ci
+from analysis.fitting import batched_minimize, percentile_ci, surface_warnings
 
 LN9 = float(np.log(9.0))
 EPS = 1e-12
 PARAMS = ("x_star", "w", "lo", "hi")
-
-
-class FitWarning(UserWarning):
-    """A fit converged badly, hit a bound, or its bootstrap partly failed."""
-
-
-def _surface(messages: list[str], what: str) -> None:
-    for m in messages:
-        warnings.warn(f"{what}: {m}", FitWarning, stacklevel=3)
 
 
 def sigmoid_curve(x, x_star: float, w: float, lo: float, hi: float) -> np.ndarray:
@@ -116,8 +107,144 @@ class SigmoidFit:
 
 def _failed(cls, x_name: str, reason: str, msgs: list[str] | None = None, **kw):
     msgs = msgs or []
-    _surface(msgs, f"{cls.__name__} ({x_name})")
+    surface_warnings(msgs, f"{cls.__name__} ({x_name})")
     return cls(ok=False, reason=reason, x_name=x_name, warnings=msgs, **kw)
+
+
+def _sigmoid_problem(curve: Curve) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+    """Why the curve cannot take a sigmoid ("" if it can), and its pooled counts (xs_X, k_X, n_X)."""
+    name = curve.x_name
+    problem = curve.check()
+    xs, k, n = curve.pooled() if not problem else (np.empty(0),) * 3
+    if not problem and len(xs) < 3:
+        problem = f"need at least 3 distinct {name} values for a sigmoid, got {len(xs)}"
+    if not problem and k.sum() == 0:
+        problem = f"accuracy is 0 at every {name} ({xs.min():g} to {xs.max():g}): no transition in the sampled range"
+    if not problem and np.all(k == n):
+        problem = f"accuracy is 1 at every {name} ({xs.min():g} to {xs.max():g}): no transition in the sampled range"
+    if not problem:
+        problem = monotonicity_problem(curve)
+    return problem, xs, k, n
+
+
+def _search_box(lx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of the internal parameters (log x*, log w, lo, s): x* within one range-width beyond the sampled range."""
+    span = lx[-1] - lx[0]
+    lower = np.array([lx[0] - span, np.log(1e-3 * span), 0.0, 0.0])
+    upper = np.array([lx[-1] + span, np.log(5.0 * span), 1.0, 1.0])
+    return lower, upper
+
+
+def _starts(lx: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Starts: x* at the isotonic fit's midpoint and at the quartiles of log x, each with a narrow and a wide w."""
+    span = lx[-1] - lx[0]
+    iso = isotonic(k / n, n)[0]
+    lo0 = float(iso[0])
+    s0 = float(np.clip((iso[-1] - lo0) / max(1 - lo0, EPS), 0.05, 1.0))
+    mid = lo0 + 0.5 * (iso[-1] - lo0)
+    m_mid = float(np.interp(mid, iso, lx)) if iso[-1] > iso[0] else float(lx.mean())
+    return np.array(
+        [
+            np.array([m0, np.log(f * span), lo0, s0])
+            for m0 in (m_mid, *np.quantile(lx, [0.25, 0.5, 0.75]))
+            for f in (0.03, 0.3)
+        ]
+    )
+
+
+def _point_fit(
+    lx: np.ndarray, k: np.ndarray, n: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> tuple[np.ndarray, bool, float, float, list[str]]:
+    """Best multi-start fit, whether it converged, the best objectives with x* pinned above and below the sampled
+    range, and the warnings raised while fitting (as messages).
+
+    One batch: free fits from every start, then the same starts with x* pinned beyond either end (for the check
+    that the data place the transition inside the range).
+    """
+    free = np.clip(_starts(lx, k, n), lower, upper)
+    pinned_lo, pinned_hi = [], []
+    for m_lo, m_hi in ((lx[-1], upper[0]), (lower[0], lx[0])):
+        lo_b, up_b = lower.copy(), upper.copy()
+        lo_b[0], up_b[0] = m_lo, m_hi
+        pinned_lo.append(np.tile(lo_b, (len(free), 1)))
+        pinned_hi.append(np.tile(up_b, (len(free), 1)))
+    lows = np.concatenate([np.tile(lower, (len(free), 1)), *pinned_lo])
+    highs = np.concatenate([np.tile(upper, (len(free), 1)), *pinned_hi])
+    theta0 = np.clip(np.tile(free, (3, 1)), lows, highs)
+    kk, nn = np.broadcast_to(k, (len(theta0), len(k))), np.broadcast_to(n, (len(theta0), len(n)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        th_all, f_all, conv_all = batched_minimize(_binomial_objective(lx, kk, nn), theta0, lows, highs, max_iter=500)
+    msgs = [f"{w.category.__name__}: {w.message}" for w in caught]
+    th_s, f_s, conv_s = th_all[: len(free)], f_all[: len(free)], conv_all[: len(free)]
+    f_above, f_below = np.nanmin(f_all[len(free) : 2 * len(free)]), np.nanmin(f_all[2 * len(free) :])
+    best = int(np.nanargmin(f_s))
+    return th_s[best], bool(conv_s[best]), f_above, f_below, msgs
+
+
+def _placement_problem(
+    name: str, xs: np.ndarray, k: np.ndarray, n: np.ndarray, ll: float, x_star: float, f_above, f_below, min_rise_p
+) -> str:
+    """Why the fit does not show a rise located inside the sampled range ("" if it does); see `fit_sigmoid`."""
+    ll_const = _loglik(np.full_like(k / n, k.sum() / n.sum()), k, n)
+    lr_p = float(chi2.sf(2 * (ll - ll_const), 3))
+    if lr_p >= min_rise_p:
+        return (
+            f"no significant rise in accuracy over {name} in [{xs[0]:g}, {xs[-1]:g}] "
+            f"(sigmoid vs constant: likelihood-ratio p = {lr_p:.2g})"
+        )
+    for side, f_pinned in (("above", f_above), ("below", f_below)):
+        p_out = float(chi2.sf(max(2 * (ll + f_pinned * n.sum()), 0.0), 1))
+        if p_out >= 0.05:
+            return (
+                f"transition not located inside the sampled range: a sigmoid with {name}* {side} "
+                f"[{xs[0]:g}, {xs[-1]:g}] fits about as well (likelihood-ratio p = {p_out:.2g}; unconstrained "
+                f"fit {name}* = {x_star:.3g})"
+            )
+    return ""
+
+
+def _bootstrap(
+    curve: Curve, lx: np.ndarray, theta: np.ndarray, lower, upper, *, n_boot, seed, over, unit, level
+) -> tuple[np.ndarray, dict[str, tuple[float, float]], list[str]]:
+    """Refit every resample from the point estimate: (boot_Bx4 in PARAMS order, percentile CIs, messages)."""
+    msgs = []
+    rng = np.random.default_rng(seed)
+    kb, nb = resample(curve, n_boot, rng, over=over, unit=unit)
+    th_b, _, conv = batched_minimize(
+        _binomial_objective(lx, kb, nb), np.broadcast_to(theta, (n_boot, 4)).copy(), lower, upper
+    )
+    if conv.mean() < 0.98:
+        msgs.append(f"{(~conv).sum()} of {n_boot} bootstrap refits did not converge and were dropped")
+    th_b = th_b[conv]
+    boot = np.column_stack(
+        [np.exp(th_b[:, 0]), np.exp(th_b[:, 1]), th_b[:, 2], th_b[:, 2] + th_b[:, 3] * (1 - th_b[:, 2])]
+    )
+    ci = {p: tuple(float(v) for v in percentile_ci(boot[:, i], level)) for i, p in enumerate(PARAMS)}
+    spans = np.exp(2 * LN9 * boot[:, 1])
+    ci["span_factor"] = tuple(float(v) for v in percentile_ci(spans, level))
+    return boot, ci, msgs
+
+
+def _bracket(name: str, xs: np.ndarray, lx: np.ndarray, theta: np.ndarray, ci: dict) -> str:
+    """If no sampled x lies on the rise (5% to 95% of it), widen `ci` in place and say so; else return "".
+
+    Then the data only bracket the transition: x* is known to lie between the two grid points around it, and w is
+    only bounded above by their spacing.
+    """
+    w = float(np.exp(theta[1]))
+    z = (lx - theta[0]) / w
+    if np.any(np.abs(z) <= np.log(19.0)):
+        return ""
+    j = int(np.clip(np.searchsorted(xs, float(np.exp(theta[0]))), 1, len(xs) - 1))
+    gap = lx[j] - lx[j - 1]
+    ci["x_star"] = (min(ci["x_star"][0], float(xs[j - 1])), max(ci["x_star"][1], float(xs[j])))
+    ci["w"] = (0.0, max(ci["w"][1], gap / (2 * LN9)))
+    ci["span_factor"] = (1.0, max(ci["span_factor"][1], float(np.exp(gap))))
+    return (
+        f"no sampled {name} lies on the rise, which happens between {name}={xs[j - 1]:g} and "
+        f"{name}={xs[j]:g}: x* is bracketed by them and w is only bounded above"
+    )
 
 
 def fit_sigmoid(
@@ -138,120 +265,32 @@ def fit_sigmoid(
     likelihood-ratio test at 5% (a rise seen only at the last point could be the foot of a later transition).
     """
     name = curve.x_name
-    problem = curve.check()
-    xs, k, n = curve.pooled() if not problem else (np.empty(0),) * 3
-    if not problem and len(xs) < 3:
-        problem = f"need at least 3 distinct {name} values for a sigmoid, got {len(xs)}"
-    if not problem and k.sum() == 0:
-        problem = f"accuracy is 0 at every {name} ({xs.min():g} to {xs.max():g}): no transition in the sampled range"
-    if not problem and np.all(k == n):
-        problem = f"accuracy is 1 at every {name} ({xs.min():g} to {xs.max():g}): no transition in the sampled range"
-    if not problem:
-        problem = monotonicity_problem(curve)
+    problem, xs, k, n = _sigmoid_problem(curve)
     if problem:
         return _failed(SigmoidFit, name, problem)
-
     lx = np.log(xs)
-    span = lx[-1] - lx[0]
-    lower = np.array([lx[0] - span, np.log(1e-3 * span), 0.0, 0.0])
-    upper = np.array([lx[-1] + span, np.log(5.0 * span), 1.0, 1.0])
-    p_obs = k / n
-    iso = isotonic(p_obs, n)[0]
-    lo0 = float(iso[0])
-    s0 = float(np.clip((iso[-1] - lo0) / max(1 - lo0, EPS), 0.05, 1.0))
-    mid = lo0 + 0.5 * (iso[-1] - lo0)
-    m_mid = float(np.interp(mid, iso, lx)) if iso[-1] > iso[0] else float(lx.mean())
-    starts = [
-        np.array([m0, np.log(f * span), lo0, s0])
-        for m0 in (m_mid, *np.quantile(lx, [0.25, 0.5, 0.75]))
-        for f in (0.03, 0.3)
-    ]
-
-    # One batch: free fits from every start, then fits with x* pinned above and below the sampled range (for the
-    # check that the data place the transition inside it).
-    free = np.clip(np.array(starts), lower, upper)
-    pinned_lo, pinned_hi = [], []
-    for m_lo, m_hi in ((lx[-1], upper[0]), (lower[0], lx[0])):
-        lo_b, up_b = lower.copy(), upper.copy()
-        lo_b[0], up_b[0] = m_lo, m_hi
-        pinned_lo.append(np.tile(lo_b, (len(free), 1)))
-        pinned_hi.append(np.tile(up_b, (len(free), 1)))
-    lows = np.concatenate([np.tile(lower, (len(free), 1)), *pinned_lo])
-    highs = np.concatenate([np.tile(upper, (len(free), 1)), *pinned_hi])
-    theta0 = np.clip(np.tile(free, (3, 1)), lows, highs)
-    kk, nn = np.broadcast_to(k, (len(theta0), len(k))), np.broadcast_to(n, (len(theta0), len(n)))
-    msgs: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        th_all, f_all, conv_all = batched_minimize(_binomial_objective(lx, kk, nn), theta0, lows, highs, max_iter=500)
-    msgs += [f"{w.category.__name__}: {w.message}" for w in caught]
-    th_s, f_s, conv_s = th_all[: len(free)], f_all[: len(free)], conv_all[: len(free)]
-    f_above, f_below = np.nanmin(f_all[len(free) : 2 * len(free)]), np.nanmin(f_all[2 * len(free) :])
-    best = int(np.nanargmin(f_s))
-    if not conv_s[best]:
+    lower, upper = _search_box(lx)
+    theta, converged, f_above, f_below, msgs = _point_fit(lx, k, n, lower, upper)
+    if not converged:
         msgs.append("the best of the multi-start fits did not converge within 500 Levenberg-Marquardt iterations")
-    theta = th_s[best]
-    p_hat = _model(theta[None], lx)[0][0]
-    ll = _loglik(p_hat, k, n)
-    ll_const = _loglik(np.full_like(p_obs, k.sum() / n.sum()), k, n)
-    lr_p = float(chi2.sf(2 * (ll - ll_const), 3))
+    ll = _loglik(_model(theta[None], lx)[0][0], k, n)
     x_star, w, lo = float(np.exp(theta[0])), float(np.exp(theta[1])), float(theta[2])
     hi = lo + float(theta[3]) * (1 - lo)
-    rng_x = (float(xs[0]), float(xs[-1]))
-    if lr_p >= min_rise_p:
-        return _failed(
-            SigmoidFit,
-            name,
-            f"no significant rise in accuracy over {name} in [{xs[0]:g}, {xs[-1]:g}] "
-            f"(sigmoid vs constant: likelihood-ratio p = {lr_p:.2g})",
-            msgs,
-        )
-    for side, f_pinned in (("above", f_above), ("below", f_below)):
-        p_out = float(chi2.sf(max(2 * (ll + f_pinned * n.sum()), 0.0), 1))
-        if p_out >= 0.05:
-            return _failed(
-                SigmoidFit,
-                name,
-                f"transition not located inside the sampled range: a sigmoid with {name}* {side} "
-                f"[{xs[0]:g}, {xs[-1]:g}] fits about as well (likelihood-ratio p = {p_out:.2g}; unconstrained "
-                f"fit {name}* = {x_star:.3g})",
-                msgs,
-            )
+    problem = _placement_problem(name, xs, k, n, ll, x_star, f_above, f_below, min_rise_p)
+    if problem:
+        return _failed(SigmoidFit, name, problem, msgs)
     if np.isclose(theta[1], lower[1]) or np.isclose(theta[1], upper[1]):
         msgs.append(f"width w = {w:.3g} sits at a bound of its search range")
-
-    rng = np.random.default_rng(seed)
-    kb, nb = resample(curve, n_boot, rng, over=over, unit=unit)
-    th_b, _, conv = batched_minimize(
-        _binomial_objective(lx, kb, nb), np.broadcast_to(theta, (n_boot, 4)).copy(), lower, upper
+    boot, ci, boot_msgs = _bootstrap(
+        curve, lx, theta, lower, upper, n_boot=n_boot, seed=seed, over=over, unit=unit, level=level
     )
-    if conv.mean() < 0.98:
-        msgs.append(f"{(~conv).sum()} of {n_boot} bootstrap refits did not converge and were dropped")
-    th_b = th_b[conv]
-    boot = np.column_stack(
-        [np.exp(th_b[:, 0]), np.exp(th_b[:, 1]), th_b[:, 2], th_b[:, 2] + th_b[:, 3] * (1 - th_b[:, 2])]
-    )
-    ci = {p: tuple(float(v) for v in percentile_ci(boot[:, i], level)) for i, p in enumerate(PARAMS)}
-    spans = np.exp(2 * LN9 * boot[:, 1])
-    ci["span_factor"] = tuple(float(v) for v in percentile_ci(spans, level))
-
-    # If no sampled x lies on the rise (5% to 95% of it), the data only bracket the transition: x* is known to lie
-    # between the two grid points around it, and w is only bounded above by their spacing.
-    z = (lx - theta[0]) / w
-    resolved = bool(np.any(np.abs(z) <= np.log(19.0)))
-    if not resolved:
-        j = int(np.clip(np.searchsorted(xs, x_star), 1, len(xs) - 1))
-        gap = lx[j] - lx[j - 1]
-        ci["x_star"] = (min(ci["x_star"][0], float(xs[j - 1])), max(ci["x_star"][1], float(xs[j])))
-        ci["w"] = (0.0, max(ci["w"][1], gap / (2 * LN9)))
-        ci["span_factor"] = (1.0, max(ci["span_factor"][1], float(np.exp(gap))))
-        msgs.append(
-            f"no sampled {name} lies on the rise, which happens between {name}={xs[j - 1]:g} and "
-            f"{name}={xs[j]:g}: x* is bracketed by them and w is only bounded above"
-        )
+    msgs += boot_msgs
+    bracketed = _bracket(name, xs, lx, theta, ci)
+    if bracketed:
+        msgs.append(bracketed)
     if ci["x_star"][0] < xs[0] or ci["x_star"][1] > xs[-1]:
         msgs.append(f"the {level:.0%} CI of {name}* extends beyond the sampled range")
-    _surface(msgs, f"fit_sigmoid ({name})")
+    surface_warnings(msgs, f"fit_sigmoid ({name})")
     return SigmoidFit(
         ok=True,
         reason="",
@@ -263,8 +302,8 @@ def fit_sigmoid(
         ci=ci,
         loglik=ll,
         n_items=float(n.sum()),
-        resolved=resolved,
-        x_range=rng_x,
+        resolved=not bracketed,
+        x_range=(float(xs[0]), float(xs[-1])),
         boot=boot,
         level=level,
         warnings=msgs,
@@ -341,7 +380,7 @@ def crossing(
     outside = float(np.mean(~np.isfinite(boot)))
     if outside > 0:
         msgs.append(f"{outside:.1%} of resamples put the {target:g} crossing outside the sampled {name} range")
-    _surface(msgs, f"crossing ({name})")
+    surface_warnings(msgs, f"crossing ({name})")
     return CrossingResult(True, "", name, target, x_cross, (float(lo), float(hi)), boot, level, msgs)
 
 
@@ -383,6 +422,50 @@ class SharpnessResult:
     warnings: list[str] = field(default_factory=list)
 
 
+def _smooth_alternatives(
+    lx: np.ndarray, k: np.ndarray, n: np.ndarray, max_span_factor: float
+) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """Binomial-likelihood fits of the smooth alternatives of `sharpness`: {label: {loglik, n_params}}, messages."""
+    ln_s = np.log(max_span_factor)
+    top = float(np.clip((k / n).max(), 1e-6, 1 - 1e-6))
+    models, msgs = {}, []
+    for label, (model, bmax) in {
+        "power_law": (_power_model, LN9 / ln_s),
+        "linear_log": (_linear_model, 0.8 / ln_s),
+    }.items():
+        # Starts keep every prediction strictly inside (0, 1), where the likelihood has a gradient.
+        slopes = bmax * np.array([0.05, 0.25, 0.5, 1.0])
+        if label == "power_law":
+            starts = np.column_stack([np.log(0.99 * top) - slopes * lx[-1], slopes])
+        else:
+            slopes = np.minimum(slopes, 0.98 * top / (lx[-1] - lx[0]))
+            starts = np.column_stack([0.5 * top - slopes * lx.mean(), slopes])
+        kk, nn = np.broadcast_to(k, (len(starts), len(k))), np.broadcast_to(n, (len(starts), len(n)))
+        lower, upper = np.array([-50.0, 0.0]), np.array([50.0, bmax])
+        th, f, conv = batched_minimize(_binomial_objective(lx, kk, nn, model), starts, lower, upper, max_iter=500)
+        best = int(np.nanargmin(f))
+        if not conv[best]:
+            msgs.append(f"{label}: best start did not converge within 500 Levenberg-Marquardt iterations")
+        models[label] = {"loglik": _loglik(model(th[best : best + 1], lx)[0][0], k, n), "n_params": 2.0}
+    return models, msgs
+
+
+def _sharpness_verdict(
+    fit: SigmoidFit, name: str, delta_bic: float, sharp: bool, max_span_factor: float, min_delta_bic: float
+) -> str:
+    """The plain-language verdict of `sharpness`, with the numbers behind it."""
+    lo_s, hi_s = fit.ci["span_factor"]
+    desc = (
+        f"10%->90% rise within x{fit.span_factor:.2f} in {name} (95% CI x{lo_s:.2f}-x{hi_s:.2f}), "
+        f"sigmoid vs best smooth alternative: delta BIC = {delta_bic:.1f}"
+    )
+    if sharp:
+        return f"sharp: {desc}"
+    if delta_bic < min_delta_bic:
+        return f"not sharp: a smooth curve explains the data about as well ({desc})"
+    return f"not sharp: the rise is wider than x{max_span_factor:g} ({desc})"
+
+
 def sharpness(
     curve: Curve,
     *,
@@ -409,55 +492,22 @@ def sharpness(
     if not fit.ok:
         return SharpnessResult(False, fit.reason, name, warnings=list(fit.warnings), **base)
     xs, k, n = curve.pooled()
-    lx = np.log(xs)
-    ln_s = np.log(max_span_factor)
-    models = {"sigmoid": {"loglik": fit.loglik, "n_params": 4.0}}
-    msgs = list(fit.warnings)
-    p_obs = k / n
-    top = float(np.clip(p_obs.max(), 1e-6, 1 - 1e-6))
-    for label, (model, bmax) in {
-        "power_law": (_power_model, LN9 / ln_s),
-        "linear_log": (_linear_model, 0.8 / ln_s),
-    }.items():
-        # Starts keep every prediction strictly inside (0, 1), where the likelihood has a gradient.
-        slopes = bmax * np.array([0.05, 0.25, 0.5, 1.0])
-        if label == "power_law":
-            starts = np.column_stack([np.log(0.99 * top) - slopes * lx[-1], slopes])
-        else:
-            slopes = np.minimum(slopes, 0.98 * top / (lx[-1] - lx[0]))
-            starts = np.column_stack([0.5 * top - slopes * lx.mean(), slopes])
-        kk, nn = np.broadcast_to(k, (len(starts), len(k))), np.broadcast_to(n, (len(starts), len(n)))
-        lower, upper = np.array([-50.0, 0.0]), np.array([50.0, bmax])
-        th, f, conv = batched_minimize(_binomial_objective(lx, kk, nn, model), starts, lower, upper, max_iter=500)
-        best = int(np.nanargmin(f))
-        if not conv[best]:
-            msgs.append(f"{label}: best start did not converge within 500 Levenberg-Marquardt iterations")
-        models[label] = {"loglik": _loglik(model(th[best : best + 1], lx)[0][0], k, n), "n_params": 2.0}
+    smooth, smooth_msgs = _smooth_alternatives(np.log(xs), k, n, max_span_factor)
+    models = {"sigmoid": {"loglik": fit.loglik, "n_params": 4.0}, **smooth}
+    msgs = list(fit.warnings) + smooth_msgs
     for d in models.values():
         d["aic"] = -2 * d["loglik"] + 2 * d["n_params"]
         d["bic"] = -2 * d["loglik"] + d["n_params"] * np.log(n.sum())
-    smooth = [v for key, v in models.items() if key != "sigmoid"]
-    delta_bic = min(v["bic"] for v in smooth) - models["sigmoid"]["bic"]
-    delta_aic = min(v["aic"] for v in smooth) - models["sigmoid"]["aic"]
+    delta_bic = min(v["bic"] for v in smooth.values()) - models["sigmoid"]["bic"]
+    delta_aic = min(v["aic"] for v in smooth.values()) - models["sigmoid"]["aic"]
     sharp = bool(delta_bic >= min_delta_bic and fit.span_factor < max_span_factor)
-    lo_s, hi_s = fit.ci["span_factor"]
-    desc = (
-        f"10%->90% rise within x{fit.span_factor:.2f} in {name} (95% CI x{lo_s:.2f}-x{hi_s:.2f}), "
-        f"sigmoid vs best smooth alternative: delta BIC = {delta_bic:.1f}"
-    )
-    if sharp:
-        verdict = f"sharp: {desc}"
-    elif delta_bic < min_delta_bic:
-        verdict = f"not sharp: a smooth curve explains the data about as well ({desc})"
-    else:
-        verdict = f"not sharp: the rise is wider than x{max_span_factor:g} ({desc})"
-    _surface([m for m in msgs if m not in fit.warnings], f"sharpness ({name})")
+    surface_warnings(smooth_msgs, f"sharpness ({name})")
     return SharpnessResult(
         ok=True,
         reason="",
         x_name=name,
         sharp=sharp,
-        verdict=verdict,
+        verdict=_sharpness_verdict(fit, name, delta_bic, sharp, max_span_factor, min_delta_bic),
         w=fit.w,
         w_ci=fit.ci["w"],
         span_factor=fit.span_factor,

@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 from absl import app, flags
 
-from analysis import report
+from analysis.io import final_rows, load_results
+from analysis.report import write_report
+from analysis.verdicts import analyze, exposure_pairs, main_budget, verdicts
 from data_gen.prepare import Prepared, prepare
 from experiments import sweep as sweep_lib
 from mixlab.sources import mixture_stream
@@ -98,21 +100,21 @@ def main(argv: list[str]) -> None:
     failed = sorted(rid for rid, outcome in outcomes.items() if outcome == "failed")
     sweep_dir = Path(_RUNS_DIR.value) / sweep.name
     table = sweep_dir / "results.csv"
-    final = pd.read_csv(table)
-    final = final[final["final"]]
+    results = load_results(table)
+    final = final_rows(results)
 
     section("final accuracy (rows: model size, columns: mixing ratio r)")
-    fixed = report.main_budget(final)
+    fixed = main_budget(final)
     print(f"runs of {fixed['tokens'].iloc[0] / 1e6:.2f}M tokens each\n")
     print(accuracy_grid(fixed).to_string(float_format=lambda v: f"{v:.2f}"))
     section("same exposures per person, different r")
-    pairs = report.exposure_pairs(final)
+    pairs = exposure_pairs(final)
     print(pairs.to_string(index=False) if len(pairs) else "no equal-exposure pairs in this sweep")
 
     section("analysis report")
-    analysis = report.analyze(pd.read_csv(table))
-    report_path = report.write_report(analysis, sweep_dir / "report", source=str(table))
-    for verdict in report.verdicts(analysis):
+    analysis = analyze(results)
+    report_path = write_report(analysis, sweep_dir / "report", source=str(table))
+    for verdict in verdicts(analysis):
         print(f"[{verdict.status}] {verdict.claim}: {verdict.text}")
 
     section("where everything is")

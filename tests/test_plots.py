@@ -10,9 +10,10 @@ from matplotlib.figure import Figure
 
 from analysis import plots
 from analysis.curves import Curve
+from analysis.fitting import FitWarning
 from analysis.io import final_rows, load_results
 from analysis.scaling import fit_web_loss, threshold_power_law
-from analysis.thresholds import FitWarning, fit_sigmoid, fit_thresholds
+from analysis.thresholds import fit_sigmoid, fit_thresholds
 
 matplotlib.use("Agg")
 FIXTURE = Path(__file__).parent / "fixtures" / "results_small.csv"

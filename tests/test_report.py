@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.fitting import FitWarning
 from analysis.io import ingest_external, load_results
-from analysis.report import STATUSES, analyze, main, main_budget, verdicts
-from analysis.thresholds import FitWarning
+from analysis.report import main
+from analysis.verdicts import STATUSES, analyze, main_budget, verdicts
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results_small.csv"
 CLAIMS = {

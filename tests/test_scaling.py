@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
+from analysis.fitting import FitWarning
 from analysis.scaling import (
     _huber_line_irls,
     compare_growth,
@@ -14,7 +15,7 @@ from analysis.scaling import (
     tokens_to_target,
 )
 from analysis.simulate import simulate_results
-from analysis.thresholds import FitWarning, fit_thresholds
+from analysis.thresholds import fit_thresholds
 
 M = np.array([2e6, 3e6, 5e6, 8e6, 14e6, 25e6])
 C_TRUE, K_TRUE = 3e6, -1.3

@@ -6,11 +6,12 @@ import warnings
 import numpy as np
 import pytest
 
+from analysis.fitting import FitWarning
 from analysis.io import final_rows
 from analysis.scaling import fit_web_loss
 from analysis.simulate import Truth, simulate_results
 from analysis.theory import (
-    bits_per_person,
+    PAPER_POOLS,
     compare,
     fact_value,
     measure_capacity,
@@ -22,7 +23,8 @@ from analysis.theory import (
     predicted_size,
     web_slope,
 )
-from analysis.thresholds import FitWarning, fit_thresholds
+from analysis.thresholds import fit_thresholds
+from data_gen.synbio_fields import bits_per_person
 
 # F(M) = C + A M^-alpha with A = 2, alpha = 0.5, c = 1 bit/param, scale = 1, p = 1e-3:
 # -F'(100) = alpha A 100^-1.5 = 0.5 * 2 / 1000 = 1e-3 = p, so r/(1-r) = 1 and r* = 0.5 at M = 100.
@@ -73,7 +75,8 @@ def test_knapsack_bounds_and_fraction():
 def test_fact_value_and_bits_per_person():
     assert fact_value(1000, 100) == pytest.approx(math.log(2) / 1e5)
     expected = math.log2(12 * 28 * 200) + math.log2(200) + math.log2(300) + math.log2(100) + math.log2(263)
-    assert bits_per_person() == pytest.approx(expected) and bits_per_person() == pytest.approx(46.59, abs=0.01)
+    assert bits_per_person(PAPER_POOLS) == pytest.approx(expected)
+    assert bits_per_person(PAPER_POOLS) == pytest.approx(46.59, abs=0.01)
     with pytest.raises(ValueError, match="num_people"):
         fact_value(0, 100)
 

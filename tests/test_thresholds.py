@@ -7,9 +7,9 @@ import pytest
 from scipy.optimize import minimize
 
 from analysis.curves import Curve, isotonic, resample
+from analysis.fitting import FitWarning
 from analysis.simulate import simulate_results
 from analysis.thresholds import (
-    FitWarning,
     _binomial_objective,
     crossing,
     fit_sigmoid,

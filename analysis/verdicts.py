@@ -1,0 +1,453 @@
+"""Every analysis a results table allows, and a verdict per claim of the paper computed from it.
+
+`analyze` runs the fits (thresholds in r and in M, power laws, the knowledge-only control, web-loss scaling, the
+capacity, the theory's prediction, equal-exposure pairs, tokens to target, per-group frequencies); `verdicts`
+turns them into one plain-language verdict per claim. A claim the data cannot address gets "not testable: <what is
+missing>". analysis/report.py renders both as markdown.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from analysis.curves import Curve
+from analysis.fitting import FitWarning
+from analysis.io import final_rows, param_column
+from analysis.scaling import (
+    PowerLawFit,
+    WebLossFit,
+    compare_growth,
+    fit_web_loss,
+    threshold_power_law,
+    tokens_to_target,
+)
+from analysis.theory import (
+    PAPER_POOLS,
+    CapacityEstimate,
+    TheoryPrediction,
+    compare,
+    fact_value,
+    given_capacity,
+    measure_capacity,
+    measured_tokens_per_bio,
+    predict,
+)
+from analysis.thresholds import (
+    SharpnessResult,
+    SigmoidFit,
+    ThresholdSet,
+    fit_sigmoid,
+    fit_thresholds,
+    sharpness,
+)
+from data_gen.synbio_fields import bits_per_person
+
+STATUSES = ("supported", "not supported", "contradicted", "inconclusive", "not testable")
+BUDGET_COLUMNS = ("budget", "train.exposures")
+RUN_LENGTH_COLUMNS = ("budget", "train.exposures", "train.tokens", "train.num_steps")
+
+
+def main_budget(final: pd.DataFrame) -> pd.DataFrame:
+    """The final runs at the table's main run length.
+
+    Where a run-length column varies between final runs, only the value most runs share is kept, so that a longer
+    run added for an equal-exposure comparison does not pool with the grid as if it were another seed.
+    """
+    for col in RUN_LENGTH_COLUMNS:
+        if col in final.columns and final[col].nunique() > 1:
+            final = final[final[col] == final[col].mode().iloc[0]]
+    return final
+
+
+@dataclass
+class Verdict:
+    """One claim of the paper, its status (one of STATUSES) and the evidence in words."""
+
+    claim: str
+    status: str
+    text: str
+
+
+@dataclass
+class Analysis:
+    """Everything the report shows; None where the data did not allow it (with the reason in `missing`)."""
+
+    df: pd.DataFrame
+    param_col: str
+    level: float
+    r_thresholds: ThresholdSet | None = None
+    m_thresholds: ThresholdSet | None = None
+    r_power: PowerLawFit | None = None
+    m_power: PowerLawFit | None = None
+    control: SharpnessResult | None = None
+    control_fit: SigmoidFit | None = None
+    web: WebLossFit | None = None
+    capacity: CapacityEstimate | None = None
+    p: float = math.nan
+    tokens_per_bio: float = math.nan
+    total_bits: float = math.nan
+    theory_r: TheoryPrediction | None = None
+    theory_cmp: pd.DataFrame | None = None
+    theory_m_cmp: pd.DataFrame | None = None
+    exposure_pairs: pd.DataFrame | None = None
+    tokens: pd.DataFrame | None = None
+    growth: dict = field(default_factory=dict)
+    f_thresholds: ThresholdSet | None = None
+    f_power: PowerLawFit | None = None
+    missing: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def format_ci(lo, hi, fmt=".3g") -> str:
+    """ "[lo, hi]" with both ends in format `fmt`."""
+    return f"[{lo:{fmt}}, {hi:{fmt}}]"
+
+
+def _with_min_points(d: pd.DataFrame, x: str, by: str, k: int = 3) -> pd.DataFrame:
+    counts = d.groupby(by)[x].nunique()
+    return d[d[by].isin(counts[counts >= k].index)]
+
+
+def exposure_pairs(final: pd.DataFrame, *, rel_tol: float = 0.1) -> pd.DataFrame:
+    """Final runs of one size trained to equal exposures at different ratios.
+
+    Runs are matched by a `budget` or `train.exposures` column (equal positive values) when present, otherwise by
+    the `exposures` column agreeing within rel_tol. Each pair compares the lowest and the highest ratio of a match:
+    difference in accuracy, its binomial SE and z.
+    """
+    d = final[(final["ratio"] > 0) & (final["ratio"] < 1)]
+    budget = next((c for c in BUDGET_COLUMNS if c in d.columns), None)
+    groups = []
+    if budget is not None:
+        b = d[pd.to_numeric(d[budget], errors="coerce") > 0]
+        groups = [(f"{budget}={key[1]:g}", g) for key, g in b.groupby(["size", budget])]
+    if not groups:
+        for _, g in d[d["exposures"] > 0].groupby("size"):
+            g = g.sort_values("exposures")
+            le = np.log(g["exposures"].to_numpy())
+            cluster = np.concatenate([[0], np.cumsum(np.diff(le) > np.log1p(rel_tol))])
+            groups += [(f"exposures~{cg['exposures'].median():.3g}", cg) for _, cg in g.groupby(cluster)]
+    rows = []
+    for label, g in groups:
+        if g["ratio"].nunique() < 2:
+            continue
+        lo_r, hi_r = g["ratio"].min(), g["ratio"].max()
+        a = g[g["ratio"] == lo_r][["n_correct", "n_eval"]].sum()
+        b = g[g["ratio"] == hi_r][["n_correct", "n_eval"]].sum()
+        pa, pb = a["n_correct"] / a["n_eval"], b["n_correct"] / b["n_eval"]
+        se = math.sqrt(max(pa * (1 - pa) / a["n_eval"] + pb * (1 - pb) / b["n_eval"], 1e-12))
+        rows.append(
+            {
+                "size": g["size"].iloc[0],
+                "match": label,
+                "exposures": float(g["exposures"].median()),
+                "ratio_low": lo_r,
+                "acc_low": pa,
+                "ratio_high": hi_r,
+                "acc_high": pb,
+                "diff": pb - pa,
+                "se": se,
+                "z": (pb - pa) / se,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def analyze(
+    df: pd.DataFrame,
+    *,
+    n_boot: int = 1000,
+    targets: tuple[float, ...] = (0.4, 0.8),
+    level: float = 0.95,
+    seed: int = 0,
+    bits_per_param: float | None = None,
+    person_bits: float | None = None,
+) -> Analysis:
+    """Run every analysis the table allows."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FitWarning)
+        out = _analyze(df, n_boot, targets, level, seed, bits_per_param, person_bits)
+    out.warnings = [str(w.message) for w in caught if issubclass(w.category, FitWarning)]
+    for w in caught:
+        if not issubclass(w.category, FitWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return out
+
+
+def _analyze(df, n_boot, targets, level, seed, bits_per_param, person_bits) -> Analysis:
+    per_group = "frequency" in df.columns and df["frequency"].notna().any()
+    main = df[df["frequency"].isna()] if per_group else df
+    a = Analysis(df=df, param_col=param_column(df), level=level)
+    final = final_rows(main)
+    mix = main_budget(final[(final["ratio"] > 0) & (final["ratio"] < 1)])
+    _fit_mixture_thresholds(a, mix, targets, n_boot, seed)
+    _fit_control(a, final, n_boot, seed)
+    _fit_theory_inputs(a, final, mix, bits_per_param, person_bits, n_boot, seed)
+    _predict_thresholds(a, n_boot, seed)
+    a.exposure_pairs = exposure_pairs(final)
+    _fit_tokens_to_target(a, main, targets, n_boot, seed)
+    if per_group:
+        _fit_frequency_thresholds(a, final_rows(df[df["frequency"].notna()]), targets, n_boot, seed)
+    return a
+
+
+def _fit_mixture_thresholds(a: Analysis, mix: pd.DataFrame, targets, n_boot: int, seed: int) -> None:
+    """r* per size and M* per ratio, each with its power law."""
+    kw = dict(n_boot=n_boot, level=a.level, seed=seed)
+    pcol = a.param_col
+    mr = _with_min_points(mix, "ratio", "size")
+    if mr.empty:
+        a.missing["r"] = "no model size has final mixture runs (0 < ratio < 1) at >= 3 ratios"
+    else:
+        a.r_thresholds = fit_thresholds(mr, "ratio", "size", group_x=pcol, targets=targets, **kw)
+        a.r_power = threshold_power_law(a.r_thresholds, n_boot=n_boot, seed=seed)
+    mm = _with_min_points(mix, pcol, "ratio")
+    if mm.empty:
+        a.missing["M"] = "no ratio has final mixture runs at >= 3 model sizes"
+    else:
+        a.m_thresholds = fit_thresholds(mm, pcol, "ratio", targets=targets, **kw)
+        a.m_power = threshold_power_law(a.m_thresholds, n_boot=n_boot, seed=seed)
+
+
+def _fit_control(a: Analysis, final: pd.DataFrame, n_boot: int, seed: int) -> None:
+    """The knowledge-only (r = 1) control: accuracy vs M and how sharp it is."""
+    pcol = a.param_col
+    know = final[final["ratio"] == 1.0]
+    if know[pcol].nunique() < 3:
+        a.missing["control"] = f"knowledge-only (ratio = 1) final runs at {know[pcol].nunique()} sizes; need >= 3"
+    else:
+        curve = Curve.from_frame(know, pcol)
+        a.control_fit = fit_sigmoid(curve, n_boot=n_boot, level=a.level, seed=seed)
+        a.control = sharpness(curve, fit=a.control_fit)
+
+
+def _fit_theory_inputs(
+    a: Analysis, final: pd.DataFrame, mix: pd.DataFrame, bits_per_param, person_bits, n_boot: int, seed: int
+) -> None:
+    """What the theory is made of: the web-loss law (r = 0 runs), the capacity c, H_tot and p."""
+    pcol = a.param_col
+    web = final[(final["ratio"] == 0.0) & final["web_loss"].notna()]
+    a.web = fit_web_loss(web[pcol], web["web_loss"], n_boot=n_boot, seed=seed, level=a.level)
+    if not a.web.ok:
+        a.missing["web"] = f"web-only (ratio = 0) runs: {a.web.reason}"
+    num_people = float(mix["num_people"].median()) if mix["num_people"].notna().any() else math.nan
+    a.total_bits = num_people * (person_bits or bits_per_person(PAPER_POOLS))
+    if bits_per_param is not None:
+        a.capacity = given_capacity(bits_per_param)
+    elif math.isfinite(a.total_bits):
+        a.capacity = measure_capacity(final, pcol, total_bits=a.total_bits, n_boot=n_boot, seed=seed, level=a.level)
+    else:
+        a.capacity = CapacityEstimate(False, "num_people is missing, so the knowledge set's size is unknown")
+    try:
+        a.tokens_per_bio = measured_tokens_per_bio(mix)
+        a.p = fact_value(num_people, a.tokens_per_bio)
+    except (KeyError, ValueError) as e:
+        a.missing["p"] = f"per-token value of a fact: {e}"
+
+
+def _predict_thresholds(a: Analysis, n_boot: int, seed: int) -> None:
+    """The theory's r* (and M*) at the observed sizes (ratios), compared with the fitted thresholds."""
+    if not (a.web.ok and a.capacity.ok and math.isfinite(a.p) and a.r_thresholds is not None):
+        a.missing["theory"] = "; ".join(
+            m
+            for m in (
+                a.missing.get("web"),
+                a.capacity.reason if not a.capacity.ok else "",
+                a.missing.get("p"),
+                a.missing.get("r"),
+            )
+            if m
+        )
+        return
+    kw = dict(n_boot=n_boot, seed=seed, level=a.level)
+    sizes = a.r_thresholds.table["M"].to_numpy(float)
+    a.theory_r = predict("ratio", sizes, a.web, a.capacity, a.p, a.total_bits, **kw)
+    a.theory_cmp = compare(a.r_thresholds, a.theory_r, seed=seed)
+    if a.m_thresholds is not None:
+        ratios = a.m_thresholds.table["M"].to_numpy(float)
+        theory_m = predict("size", ratios, a.web, a.capacity, a.p, a.total_bits, **kw)
+        a.theory_m_cmp = compare(a.m_thresholds, theory_m, seed=seed)
+
+
+def _fit_tokens_to_target(a: Analysis, main: pd.DataFrame, targets, n_boot: int, seed: int) -> None:
+    """Tokens each mixture run needs to reach the first target, and their growth law in 1/r per size."""
+    mix_all = main[(main["ratio"] > 0) & (main["ratio"] < 1)]
+    if mix_all.groupby("run_id")["step"].nunique().max() >= 2 and targets:
+        a.tokens = tokens_to_target(mix_all, targets[0], n_boot=n_boot, seed=seed)
+        for size, g in a.tokens[a.tokens["ok"]].groupby("size"):
+            a.growth[size] = compare_growth(g["ratio"], g["tokens_to_target"])
+
+
+def _fit_frequency_thresholds(a: Analysis, groups: pd.DataFrame, targets, n_boot: int, seed: int) -> None:
+    """Threshold frequency f* per size from per-group rows, and its power law in M."""
+    fr = _with_min_points(groups, "frequency", "size")
+    if not fr.empty:
+        kw = dict(n_boot=n_boot, level=a.level, seed=seed)
+        a.f_thresholds = fit_thresholds(fr, "frequency", "size", group_x=a.param_col, targets=targets, **kw)
+        a.f_power = threshold_power_law(a.f_thresholds, n_boot=n_boot, seed=seed)
+
+
+def _fmt_fit_row(r: pd.Series, x: str) -> str:
+    return f"{x}* = {r['x_star']:.3g} {format_ci(r['x_star_lo'], r['x_star_hi'])}"
+
+
+def verdicts(a: Analysis) -> list[Verdict]:
+    """One plain-language verdict per claim of the paper, computed from the analysis."""
+    return [
+        _verdict_transition(
+            a.r_thresholds, "ratio", "There is a sharp transition in the mixing ratio r", a.missing.get("r")
+        ),
+        _verdict_falls(a.r_power, "r* falls with model size M", a.missing.get("r")),
+        _verdict_transition(
+            a.m_thresholds, "M", "At fixed r there is a sharp transition in model size M", a.missing.get("M")
+        ),
+        _verdict_falls(a.m_power, "The critical size M* falls as r grows", a.missing.get("M")),
+        _verdict_exposures(a.exposure_pairs),
+        _verdict_control(a),
+        _verdict_theory(a),
+        _verdict_growth(a),
+        _verdict_frequency(a),
+    ]
+
+
+def _verdict_transition(tset: ThresholdSet | None, x: str, claim: str, missing: str | None) -> Verdict:
+    if tset is None:
+        return Verdict(claim, "not testable", f"not testable: {missing}")
+    parts, sharp = [], 0
+    for _, r in tset.table.iterrows():
+        sh = tset.sharpness[r[tset.by]]
+        if r["ok"]:
+            sharp += bool(sh.sharp)
+            parts.append(f"{tset.by} {r[tset.by]}: {_fmt_fit_row(r, x)}, {sh.verdict}")
+        else:
+            parts.append(f"{tset.by} {r[tset.by]}: no fit ({r['reason']})")
+    total = len(tset.table)
+    status = "supported" if sharp else "not supported"
+    head = f"sharp transition for {sharp} of {total} values of {tset.by}"
+    return Verdict(claim, status, head + ". " + "; ".join(parts))
+
+
+def _verdict_falls(pl: PowerLawFit | None, claim: str, missing: str | None) -> Verdict:
+    if pl is None:
+        return Verdict(claim, "not testable", f"not testable: {missing}")
+    if not pl.ok:
+        return Verdict(claim, "not testable", f"not testable: {pl.reason}")
+    lo, hi = pl.ci["k"]
+    desc = (
+        f"{pl.y_name} ∝ {pl.x_name}^k with k = {pl.k:.3g} {format_ci(lo, hi)} over {pl.n_points} points "
+        f"(bootstrap: {pl.method})"
+    )
+    if hi < 0:
+        return Verdict(claim, "supported", f"supported: {desc}; the whole CI is below 0")
+    if lo > 0:
+        return Verdict(claim, "contradicted", f"contradicted: {desc}; it rises, the whole CI is above 0")
+    return Verdict(claim, "inconclusive", f"inconclusive: {desc}; the CI includes 0")
+
+
+def _verdict_exposures(pairs: pd.DataFrame | None) -> Verdict:
+    claim = "At equal exposures, a low ratio stays low while a high ratio learns (exposures alone do not decide)"
+    if pairs is None or pairs.empty:
+        return Verdict(
+            claim,
+            "not testable",
+            "not testable: no two final runs of one size at different ratios with "
+            "equal exposures (same `budget`/`train.exposures`, or `exposures` within 10%)",
+        )
+    parts = [
+        f"size {r['size']}, {r['match']}: r={r['ratio_low']:g} -> acc {r['acc_low']:.3f}, r={r['ratio_high']:g} -> "
+        f"acc {r['acc_high']:.3f} (difference {r['diff']:+.3f} ± {r['se']:.3f}, z = {r['z']:.1f})"
+        for _, r in pairs.iterrows()
+    ]
+    decisive = (pairs["diff"] >= 0.1) & (pairs["z"] >= 3)
+    if decisive.any():
+        return Verdict(
+            claim, "supported", f"supported in {int(decisive.sum())} of {len(pairs)} matches: " + "; ".join(parts)
+        )
+    if (pairs["z"].abs() < 2).all():
+        return Verdict(claim, "contradicted", "contradicted: equal exposures give equal accuracy: " + "; ".join(parts))
+    return Verdict(claim, "inconclusive", "inconclusive: " + "; ".join(parts))
+
+
+def _verdict_control(a: Analysis) -> Verdict:
+    claim = "Knowledge-only training (r = 1) improves smoothly with size (no sharp transition)"
+    if a.control is None:
+        return Verdict(claim, "not testable", f"not testable: {a.missing.get('control')}")
+    if not a.control.ok:
+        return Verdict(claim, "not testable", f"not testable: the accuracy-vs-size fit failed ({a.control.reason})")
+    status = "contradicted" if a.control.sharp else "supported"
+    return Verdict(claim, status, f"{status}: {a.control.verdict}")
+
+
+def _verdict_theory(a: Analysis) -> Verdict:
+    claim = "The capacity-allocation theory predicts r*(M) from web-only and knowledge-only runs"
+    if a.theory_cmp is None:
+        return Verdict(claim, "not testable", f"not testable: {a.missing.get('theory')}")
+    cmp = a.theory_cmp.dropna(subset=["obs_pred"])
+    if cmp.empty:
+        return Verdict(claim, "not testable", "not testable: no size has both an observed and a predicted r*")
+    inside = ((cmp["obs_pred_lo"] <= 1) & (cmp["obs_pred_hi"] >= 1)).sum()
+    med = float(np.median(cmp["obs_pred"]))
+    sign = "above" if med > 1 else "below"
+    parts = [
+        f"{r['size']}: observed/predicted = {r['obs_pred']:.2f} {format_ci(r['obs_pred_lo'], r['obs_pred_hi'], '.2f')}"
+        for _, r in cmp.iterrows()
+    ]
+    exp_txt = ""
+    if a.r_power is not None and a.r_power.ok:
+        t = a.theory_r
+        exp_txt = (
+            f"; exponent observed {a.r_power.k:.2f} {format_ci(*a.r_power.ci['k'], '.2f')} vs predicted over the same "
+            f"sizes {t.local_exponent:.2f} {format_ci(*t.local_exponent_ci, '.2f')} (asymptotically -(alpha+1) = "
+            f"{t.exponent:.2f} {format_ci(*t.exponent_ci, '.2f')})"
+        )
+    cap = " (c is only a lower bound)" if a.capacity.lower_bound else ""
+    head = (
+        f"{inside} of {len(cmp)} sizes agree within the CI; observed r* is {sign} the prediction by a median "
+        f"factor {med:.2f}{cap}"
+    )
+    status = "supported" if inside == len(cmp) else ("inconclusive" if inside else "not supported")
+    return Verdict(claim, status, f"{status}: {head}: " + "; ".join(parts) + exp_txt)
+
+
+def _verdict_growth(a: Analysis) -> Verdict:
+    claim = "Tokens to reach the target accuracy grow exponentially (or faster) in 1/r"
+    if a.tokens is None:
+        return Verdict(claim, "not testable", "not testable: runs need >= 2 evaluations along training")
+    usable = {s: g for s, g in a.growth.items() if g.ok}
+    censored = a.tokens[a.tokens["censored"]]
+    cens_txt = (
+        f"; {len(censored)} runs never reached it (lowest such r = {censored['ratio'].min():g})"
+        if len(censored)
+        else ""
+    )
+    if not usable:
+        return Verdict(claim, "not testable", "not testable: no size reaches the target at >= 3 ratios" + cens_txt)
+    parts = [
+        f"size {s}: {g.preferred} preferred (AIC exp {g.aic_exp:.1f} vs power {g.aic_power:.1f}, {g.n_points} runs)"
+        for s, g in usable.items()
+    ]
+    n_exp = sum(g.aic_exp < g.aic_power - 2 for g in usable.values())
+    n_pow = sum(g.aic_power < g.aic_exp - 2 for g in usable.values())
+    status = "supported" if n_exp > n_pow else ("not supported" if n_pow > n_exp else "inconclusive")
+    return Verdict(claim, status, f"{status}: " + "; ".join(parts) + cens_txt)
+
+
+def _verdict_frequency(a: Analysis) -> Verdict:
+    claim = "The threshold frequency f* falls with M (as M^-(alpha+1))"
+    if a.f_power is None:
+        return Verdict(
+            claim,
+            "not testable",
+            "not testable: no per-group rows (column `frequency`) from the "
+            "power-law SynBio variant at >= 3 frequencies per size",
+        )
+    v = _verdict_falls(a.f_power, claim, None)
+    if a.web is not None and a.web.ok and a.f_power.ok:
+        lo, hi = a.web.ci["alpha"]
+        v.text += f"; theory: -(alpha+1) = {-(a.web.alpha + 1):.2f} {format_ci(-(hi + 1), -(lo + 1), '.2f')}"
+    return v
