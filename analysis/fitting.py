@@ -33,6 +33,7 @@ def surface_warnings(messages: list[str], what: str) -> None:
 
 # fun(theta_BxP, rows_B) -> (objective_B, gradient_BxP, gauss_newton_hessian_BxPxP) for problems `rows`
 Objective = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+EPS = 1e-12  # probabilities are clipped to [EPS, 1 - EPS] in likelihoods
 
 
 def _to_theta(u: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -108,6 +109,42 @@ def batched_minimize(
         stalled = (better & (gain < scale)) | (~better & (lam[idx] > 1e10)) | grad_small
         done[idx[stalled]] = True
     return theta, f, done
+
+
+def binomial_loglik(p: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Binomial log-likelihood (without the constant binomial coefficients), summed over the last axis."""
+    p = np.clip(p, EPS, 1 - EPS)
+    return (k * np.log(p) + (n - k) * np.log1p(-p)).sum(axis=-1)
+
+
+def binomial_objective(k_BxX: np.ndarray, n_BxX: np.ndarray, model) -> Objective:
+    """Normalised binomial negative log-likelihood with gradient and Fisher matrix, for batched_minimize.
+
+    model(theta_BxP, rows_B) -> (p_BxX, jacobian_BxXxP) for the problems `rows`.
+    """
+    total = n_BxX.sum(axis=1)
+
+    def fun(theta_BxP, rows):
+        k, n, tot = k_BxX[rows], n_BxX[rows], total[rows, None]
+        p, jac = model(theta_BxP, rows)
+        p = np.clip(p, EPS, 1 - EPS)
+        nll = -(k * np.log(p) + (n - k) * np.log1p(-p)).sum(axis=1) / tot[:, 0]
+        resid = (n * p - k) / (p * (1 - p)) / tot
+        grad = np.einsum("bx,bxp->bp", resid, jac)
+        fisher = np.einsum("bx,bxp,bxq->bpq", n / (p * (1 - p)) / tot, jac, jac)
+        return nll, grad, fisher
+
+    return fun
+
+
+def finite_difference(curve, theta_BxP: np.ndarray, rows: np.ndarray, rel_step: float = 1e-6):
+    """(p_BxX, jacobian_BxXxP) of curve(theta_BxP, rows) -> p_BxX by forward differences, for models without
+    analytic derivatives."""
+    p = curve(theta_BxP, rows)
+    h_BxP = rel_step * np.maximum(1.0, np.abs(theta_BxP))
+    eye = np.eye(theta_BxP.shape[1])
+    cols = [(curve(theta_BxP + h_BxP[:, j : j + 1] * eye[j], rows) - p) / h_BxP[:, j : j + 1] for j in range(len(eye))]
+    return p, np.stack(cols, axis=-1)
 
 
 def single_thread_blas() -> contextlib.AbstractContextManager:

@@ -19,10 +19,9 @@ import pandas as pd
 from scipy.stats import chi2
 
 from analysis.curves import Curve, isotonic, monotonicity_problem, resample
-from analysis.fitting import batched_minimize, percentile_ci, surface_warnings
+from analysis.fitting import EPS, batched_minimize, binomial_loglik, binomial_objective, percentile_ci, surface_warnings
 
 LN9 = float(np.log(9.0))
-EPS = 1e-12
 PARAMS = ("x_star", "w", "lo", "hi")
 
 
@@ -45,26 +44,9 @@ def _model(theta_BxP: np.ndarray, lx_X: np.ndarray) -> tuple[np.ndarray, np.ndar
     return p, jac
 
 
-def _binomial_objective(lx_X: np.ndarray, k_BxX: np.ndarray, n_BxX: np.ndarray, model=_model):
-    """Normalised binomial negative log-likelihood with gradient and Fisher matrix, for batched_minimize."""
-    total = n_BxX.sum(axis=1)
-
-    def fun(theta_BxP, rows):
-        k, n, tot = k_BxX[rows], n_BxX[rows], total[rows, None]
-        p, jac = model(theta_BxP, lx_X)
-        p = np.clip(p, EPS, 1 - EPS)
-        nll = -(k * np.log(p) + (n - k) * np.log1p(-p)).sum(axis=1) / tot[:, 0]
-        resid = (n * p - k) / (p * (1 - p)) / tot
-        grad = np.einsum("bx,bxp->bp", resid, jac)
-        fisher = np.einsum("bx,bxp,bxq->bpq", n / (p * (1 - p)) / tot, jac, jac)
-        return nll, grad, fisher
-
-    return fun
-
-
-def _loglik(p: np.ndarray, k: np.ndarray, n: np.ndarray) -> float:
-    p = np.clip(p, EPS, 1 - EPS)
-    return float((k * np.log(p) + (n - k) * np.log1p(-p)).sum())
+def _objective(lx_X: np.ndarray, k_BxX: np.ndarray, n_BxX: np.ndarray, model=_model):
+    """binomial_objective of a model of log x."""
+    return binomial_objective(k_BxX, n_BxX, lambda theta_BxP, rows: model(theta_BxP, lx_X))
 
 
 @dataclass
@@ -174,7 +156,7 @@ def _point_fit(
     kk, nn = np.broadcast_to(k, (len(theta0), len(k))), np.broadcast_to(n, (len(theta0), len(n)))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        th_all, f_all, conv_all = batched_minimize(_binomial_objective(lx, kk, nn), theta0, lows, highs, max_iter=500)
+        th_all, f_all, conv_all = batched_minimize(_objective(lx, kk, nn), theta0, lows, highs, max_iter=500)
     msgs = [f"{w.category.__name__}: {w.message}" for w in caught]
     th_s, f_s, conv_s = th_all[: len(free)], f_all[: len(free)], conv_all[: len(free)]
     f_above, f_below = np.nanmin(f_all[len(free) : 2 * len(free)]), np.nanmin(f_all[2 * len(free) :])
@@ -186,7 +168,7 @@ def _placement_problem(
     name: str, xs: np.ndarray, k: np.ndarray, n: np.ndarray, ll: float, x_star: float, f_above, f_below, min_rise_p
 ) -> str:
     """Why the fit does not show a rise located inside the sampled range ("" if it does); see `fit_sigmoid`."""
-    ll_const = _loglik(np.full_like(k / n, k.sum() / n.sum()), k, n)
+    ll_const = float(binomial_loglik(np.full_like(k / n, k.sum() / n.sum()), k, n))
     lr_p = float(chi2.sf(2 * (ll - ll_const), 3))
     if lr_p >= min_rise_p:
         return (
@@ -211,9 +193,7 @@ def _bootstrap(
     msgs = []
     rng = np.random.default_rng(seed)
     kb, nb = resample(curve, n_boot, rng, over=over, unit=unit)
-    th_b, _, conv = batched_minimize(
-        _binomial_objective(lx, kb, nb), np.broadcast_to(theta, (n_boot, 4)).copy(), lower, upper
-    )
+    th_b, _, conv = batched_minimize(_objective(lx, kb, nb), np.broadcast_to(theta, (n_boot, 4)).copy(), lower, upper)
     if conv.mean() < 0.98:
         msgs.append(f"{(~conv).sum()} of {n_boot} bootstrap refits did not converge and were dropped")
     th_b = th_b[conv]
@@ -273,7 +253,7 @@ def fit_sigmoid(
     theta, converged, f_above, f_below, msgs = _point_fit(lx, k, n, lower, upper)
     if not converged:
         msgs.append("the best of the multi-start fits did not converge within 500 Levenberg-Marquardt iterations")
-    ll = _loglik(_model(theta[None], lx)[0][0], k, n)
+    ll = float(binomial_loglik(_model(theta[None], lx)[0][0], k, n))
     x_star, w, lo = float(np.exp(theta[0])), float(np.exp(theta[1])), float(theta[2])
     hi = lo + float(theta[3]) * (1 - lo)
     problem = _placement_problem(name, xs, k, n, ll, x_star, f_above, f_below, min_rise_p)
@@ -442,11 +422,11 @@ def _smooth_alternatives(
             starts = np.column_stack([0.5 * top - slopes * lx.mean(), slopes])
         kk, nn = np.broadcast_to(k, (len(starts), len(k))), np.broadcast_to(n, (len(starts), len(n)))
         lower, upper = np.array([-50.0, 0.0]), np.array([50.0, bmax])
-        th, f, conv = batched_minimize(_binomial_objective(lx, kk, nn, model), starts, lower, upper, max_iter=500)
+        th, f, conv = batched_minimize(_objective(lx, kk, nn, model), starts, lower, upper, max_iter=500)
         best = int(np.nanargmin(f))
         if not conv[best]:
             msgs.append(f"{label}: best start did not converge within 500 Levenberg-Marquardt iterations")
-        models[label] = {"loglik": _loglik(model(th[best : best + 1], lx)[0][0], k, n), "n_params": 2.0}
+        models[label] = {"loglik": float(binomial_loglik(model(th[best : best + 1], lx)[0][0], k, n)), "n_params": 2.0}
     return models, msgs
 
 

@@ -10,7 +10,7 @@ from analysis.curves import Curve, isotonic, resample
 from analysis.fitting import FitWarning
 from analysis.simulate import simulate_results
 from analysis.thresholds import (
-    _binomial_objective,
+    _objective,
     crossing,
     fit_sigmoid,
     fit_thresholds,
@@ -46,7 +46,7 @@ def test_levenberg_marquardt_mle_matches_scipy_lbfgsb():
     curve = _curve(np.random.default_rng(3))
     fit = fit_sigmoid(curve, n_boot=1000)
     xs, k, n = curve.pooled()
-    obj = _binomial_objective(np.log(xs), k[None], n[None])
+    obj = _objective(np.log(xs), k[None], n[None])
 
     def f(theta):
         v, g, _ = obj(theta[None], np.zeros(1, int))
