@@ -160,9 +160,9 @@ def fit_smooth(x_X: np.ndarray, k_BxX: np.ndarray, n_BxX: np.ndarray, bound: flo
     return ll_FxB, theta_FxBxP
 
 
-def fit_step(k_BxX: np.ndarray, n_BxX: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fit_step(k_BxX: np.ndarray, n_BxX: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Best upward step per data set, closed form over the X - 1 gaps: (loglik_B, gap_B: the step is between x[g]
-    and x[g + 1])."""
+    and x[g + 1], lo_B, hi_B: the levels below and above it)."""
     ck, cn = np.cumsum(k_BxX, axis=1), np.cumsum(n_BxX, axis=1)
     tk, tn = ck[:, -1:], cn[:, -1:]
     below = ck[:, :-1] / cn[:, :-1]
@@ -173,11 +173,13 @@ def fit_step(k_BxX: np.ndarray, n_BxX: np.ndarray) -> tuple[np.ndarray, np.ndarr
     g = np.arange(x)[None, None, :] <= np.arange(x - 1)[None, :, None]  # [1, G, X]: point x on the low side of gap g
     p = np.where(g, lo[:, :, None], hi[:, :, None])
     ll = binomial_loglik(p, k_BxX[:, None, :], n_BxX[:, None, :])
-    return ll.max(axis=1), ll.argmax(axis=1)
+    gap, rows = ll.argmax(axis=1), np.arange(k_BxX.shape[0])
+    return ll.max(axis=1), gap, lo[rows, gap], hi[rows, gap]
 
 
-def fit_hinge(x_X: np.ndarray, k_BxX: np.ndarray, n_BxX: np.ndarray) -> np.ndarray:
-    """Best hinge p = min(1, a + s (log x - log c)_+), s >= 0, over a grid of c inside the sampled range: loglik_B."""
+def fit_hinge(x_X: np.ndarray, k_BxX: np.ndarray, n_BxX: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Best hinge p = min(1, a + s (log x - log c)_+), s >= 0, over a grid of c inside the sampled range:
+    (loglik_B, theta_Bx3 = (log c, a, s))."""
     b, lx = k_BxX.shape[0], np.log(x_X)
     cs = np.linspace(lx[0], lx[-2], HINGE_GRID)
     rows = np.repeat(np.arange(b), HINGE_GRID)
@@ -192,14 +194,16 @@ def fit_hinge(x_X: np.ndarray, k_BxX: np.ndarray, n_BxX: np.ndarray) -> np.ndarr
     s0 = np.maximum((p[:, -1] - p[:, 0]) / max(lx[-1] - lx[0], 1e-9), 0.01)[rows]
     theta0 = np.stack([a0, s0, np.zeros_like(a0), np.zeros_like(a0)], axis=1)
     lower, upper = np.array([0.0, 0.0, 0.0, 0.0]), np.array([1.0, 1e4, 1e-12, 1e-12])
-    _, ll = _fit_batch(model, theta0, lower, upper, k_BxX[rows], n_BxX[rows])
-    return ll.reshape(b, HINGE_GRID).max(axis=1)
+    theta, ll = _fit_batch(model, theta0, lower, upper, k_BxX[rows], n_BxX[rows])
+    pick, rows = ll.reshape(b, HINGE_GRID).argmax(axis=1), np.arange(b)
+    best = theta.reshape(b, HINGE_GRID, 4)[rows, pick]
+    return ll.reshape(b, HINGE_GRID)[rows, pick], np.column_stack([cs[pick], best[:, 0], best[:, 1]])
 
 
 def fit_jump(x_X, k_BxX, n_BxX) -> tuple[np.ndarray, np.ndarray]:
     """Best change-point model per data set: (loglik_B, 0 = step / 1 = hinge)."""
-    step, _ = fit_step(k_BxX, n_BxX)
-    hinge = fit_hinge(x_X, k_BxX, n_BxX)
+    step = fit_step(k_BxX, n_BxX)[0]
+    hinge = fit_hinge(x_X, k_BxX, n_BxX)[0]
     return np.maximum(step, hinge), (hinge > step).astype(int)
 
 
@@ -219,6 +223,7 @@ class JumpTest:
     smooth_family: str = ""
     smooth_theta: np.ndarray = field(default_factory=lambda: np.full(4, np.nan))
     jump_model: str = ""
+    jump_theta: np.ndarray = field(default_factory=lambda: np.full(3, np.nan))  # see jump_curve
     gof_p: float = np.nan  # goodness of fit of the best smooth curve: Pearson X^2 / phi vs chi2(X - 4)
     x: np.ndarray = field(default_factory=lambda: np.empty(0))
     level: float = 0.05
@@ -231,6 +236,14 @@ class JumpTest:
         """The best bounded smooth fit at x (for figures)."""
         family = next(f for f in FAMILIES if f.name == self.smooth_family)
         return family.curve(self.smooth_theta[None, :], np.asarray(x, float), self.bound)[0]
+
+    def jump_curve(self, x) -> np.ndarray:
+        """The best change-point fit at x (for figures). jump_theta is (log c, lo, hi) of a step, placed at the
+        geometric middle of its gap, or (log c, a, s) of a hinge."""
+        lx, (log_c, u, v) = np.log(np.asarray(x, float)), self.jump_theta
+        if self.jump_model == "step":
+            return np.where(lx < log_c, u, v)
+        return np.minimum(u + v * np.maximum(lx - log_c, 0.0), 1.0)
 
     def describe(self) -> str:
         if not self.tested:
@@ -279,6 +292,15 @@ def jump_batch(x_X, k_RxX, n_RxX, phi_R, bound: float, n_draws: int, rng: np.ran
     return _Batch(lr, (1.0 + exceed) / (n_draws + 1.0), best, theta, which, p_hat)
 
 
+def _jump_theta(x_X: np.ndarray, kq_1xX: np.ndarray, nq_1xX: np.ndarray, model: str) -> np.ndarray:
+    """Parameters of the best `model` for one curve: step (log c, lo, hi), hinge (log c, a, s)."""
+    if model == "hinge":
+        return fit_hinge(x_X, kq_1xX, nq_1xX)[1][0]
+    _, gap, lo, hi = fit_step(kq_1xX, nq_1xX)
+    lx = np.log(x_X)
+    return np.array([0.5 * (lx[gap[0]] + lx[gap[0] + 1]), lo[0], hi[0]])
+
+
 def jump_test(
     curve: Curve,
     *,
@@ -297,6 +319,7 @@ def jump_test(
         raise ValueError(f"bound must be > 1 and dispersion >= 1, got bound={bound}, dispersion={dispersion}")
     res = jump_batch(xs, k[None], n[None], [dispersion], bound, n_draws, np.random.default_rng(seed))
     p, p_hat = float(res.p_R[0]), res.p_hat_RxX[0]
+    jump_model = ("step", "hinge")[int(res.jump_R[0])]
     pearson = float(np.sum((k - n * p_hat) ** 2 / (n * p_hat * (1 - p_hat))) / dispersion)
     return JumpTest(
         True,
@@ -307,7 +330,8 @@ def jump_test(
         n_draws=n_draws,
         smooth_family=FAMILIES[int(res.family_R[0])].name,
         smooth_theta=res.theta_RxP[0],
-        jump_model=("step", "hinge")[int(res.jump_R[0])],
+        jump_model=jump_model,
+        jump_theta=_jump_theta(xs, k[None] / dispersion, n[None] / dispersion, jump_model),
         gof_p=float(chi2.sf(pearson, len(xs) - 4)),
         **base,
     )
