@@ -63,33 +63,40 @@ def _threshold_md(t: ThresholdSet, targets) -> str:
 
 
 def _figures(a: Analysis) -> dict[str, tuple[str, object]]:
-    """{file stem: (caption, figure)} for every figure the analysis supports, in report order."""
-    df = a.df
+    """{file stem: (caption, figure)} for every figure the analysis supports, in report order.
+
+    Every figure draws the rows its fit was made on: the grid figures the main-budget mixture runs, never the
+    per-group (`frequency`) rows.
+    """
+    df = a.df[a.df["frequency"].isna()] if "frequency" in a.df.columns else a.df
     figs: dict[str, tuple[str, object]] = {}
     fin = final_rows(df)
-    grid = main_budget(fin)  # the runs the thresholds were fitted on
-    mix = grid[(grid["ratio"] > 0) & (grid["ratio"] < 1)]
+    mix = main_budget(fin[(fin["ratio"] > 0) & (fin["ratio"] < 1)])  # the runs the thresholds were fitted on
     if a.r_thresholds is not None:
         figs["phase_diagram"] = (
             "Phase diagram (accuracy over size × ratio, white: fitted r*)",
-            plots.phase_diagram(grid, a.r_thresholds),
+            plots.phase_diagram(mix, a.r_thresholds),
         )
         figs["accuracy_vs_ratio"] = (
-            "Accuracy vs r per size, sigmoid fit and 95% band",
+            "Accuracy vs r per size, sigmoid fit and its bootstrap band",
             plots.accuracy_curves(mix, "ratio", "size", a.r_thresholds),
         )
         figs["threshold_scaling"] = (
-            "r* vs M (log-log): points with 95% CI, power law, theory",
+            "r* vs M (log-log): points with CI, power law, theory",
             plots.threshold_scaling(a.r_thresholds, a.r_power, a.theory_r),
+        )
+        figs["width_vs_size"] = (
+            "10%→90% rise factor of each size's sigmoid vs M, with its CI",
+            plots.plot_width_vs_size(_rise_factors(a.r_thresholds), ylabel="10%→90% rise factor x90 / x10"),
         )
     if a.m_thresholds is not None:
         figs["accuracy_vs_size"] = (
-            "Accuracy vs M per ratio, sigmoid fit and 95% band",
+            "Accuracy vs M per ratio, sigmoid fit and its bootstrap band",
             plots.accuracy_curves(mix, a.param_col, "ratio", a.m_thresholds),
         )
     if (df["exposures"] > 0).any():
         figs["accuracy_vs_exposures"] = ("Accuracy vs exposures, coloured by r", plots.accuracy_vs_exposures(df))
-    figs["per_attribute"] = ("Per-attribute accuracy", plots.per_attribute(df))
+    figs["per_attribute"] = ("Per-attribute accuracy (main-budget runs)", plots.per_attribute(mix))
     if a.control_fit is not None:
         figs["knowledge_control"] = (
             "Control: knowledge-only (r = 1) accuracy vs M",
@@ -98,6 +105,14 @@ def _figures(a: Analysis) -> dict[str, tuple[str, object]]:
     if a.web is not None and a.web.ok:
         figs["web_loss"] = ("Web loss vs M (r = 0 runs) with fit", plots.web_loss(fin[fin["ratio"] == 0], a.web))
     return figs
+
+
+def _rise_factors(tset: ThresholdSet) -> pd.DataFrame:
+    """The fitted sizes' 10%->90% rise factors in the columns plots.plot_width_vs_size reads."""
+    t = tset.table[tset.table["ok"]]
+    cols = {tset.by: "size", "M": "params", "span_factor": "width"}
+    cols |= {"span_factor_lo": "width_lo", "span_factor_hi": "width_hi"}
+    return t[list(cols)].rename(columns=cols)
 
 
 def _write_tables(a: Analysis, out: Path) -> None:
