@@ -193,7 +193,8 @@ class TheoryPrediction:
     level: float = 0.95
 
 
-def _param_draws(web: WebLossFit, capacity: CapacityEstimate, n_boot: int, seed: int):
+def param_draws(web: WebLossFit, capacity: CapacityEstimate, n_boot: int, seed: int):
+    """n_boot bootstrap draws of A, alpha (web-loss fit) and, independently, of c (capacity): n_boot x 1 columns."""
     rng = np.random.default_rng(seed)
     wb = web.boot[rng.integers(0, len(web.boot), n_boot)]
     cb = capacity.boot[rng.integers(0, len(capacity.boot), n_boot)]
@@ -231,7 +232,7 @@ def predict(
         return fn(x if np.ndim(a) == 0 else x[None, :], A=a, alpha=al, c=c, stored_bits=stored, **common)
 
     point = at(web.A, web.alpha, capacity.c, fraction * total_bits)
-    a_b, al_b, c_b = _param_draws(web, capacity, n_boot, seed)
+    a_b, al_b, c_b = param_draws(web, capacity, n_boot, seed)
     draws = at(a_b, al_b, c_b, fraction * total_bits)
     lo, hi = percentile_ci(draws, level)
     exp_draws = predicted_exponent(al_b[:, 0])
@@ -243,7 +244,7 @@ def predict(
     onset = at(web.A, web.alpha, capacity.c, 0.0)
     full = at(web.A, web.alpha, capacity.c, total_bits)
     local, local_draws = _log_slope(x, point[None])[0], _log_slope(x, draws)
-    l_lo, l_hi = percentile_ci(local_draws, level)
+    l_lo, l_hi = percentile_ci(local_draws, level) if np.isfinite(local_draws).any() else (np.nan, np.nan)
     return TheoryPrediction(
         x,
         point,
