@@ -1,17 +1,20 @@
 """Accuracy curves as counts, and the bootstrap resampling of them.
 
 A curve is the set of results-table rows that share everything but one variable x (the mixing ratio r, the model
-size M, or the tokens seen): per row, the x value, n_correct correct answers out of n_eval, the seed (run) and the
-number of people evaluated.
+size M, or the tokens seen): per row, the x value, n_correct correct answers out of n_eval, the seed (run), the
+number of people evaluated, the clustered standard error acc_se and, for a row that summarises several seeds, their
+accuracy sd and count (analysis.dispersion estimates the overdispersion phi from these).
 
-Bootstrap, exactly (the table holds counts, not per-item outcomes):
+Bootstrap (the table holds counts, not per-item outcomes):
 - over seeds: at each distinct x, the rows (runs) at that x are drawn with replacement, as many as there are.
   With one row per x this changes nothing.
-- over individuals, unit "item": each drawn row's n_eval evaluation items (person x attribute x template) are drawn
-  with replacement. For 0/1 outcomes that is exactly n_correct* ~ Binomial(n_eval, n_correct / n_eval).
-  It treats the 25 items of one person as independent, which understates the spread if they are correlated.
-- over individuals, unit "person": the conservative opposite: items of one person are taken as perfectly
-  correlated, n_correct* = Binomial(n_people, acc) * n_eval / n_people (fractional counts).
+- over individuals, unit "item": each drawn row's n_eval items are redrawn as n_eval / phi effective items,
+  n_correct* = Binomial(n_eval / phi, acc) * phi, so the spread is phi times the binomial one (phi = 1: exactly
+  the binomial draw of n_eval independent items). Where phi comes from the seed scatter on `phi_df` degrees of
+  freedom, each resample draws its own phi* = phi df / chi2(df), so the intervals carry phi's uncertainty (the
+  bootstrap analogue of a t interval).
+- over individuals, unit "person": items of one person are taken as perfectly correlated,
+  n_correct* = Binomial(n_people, acc) * n_eval / n_people (fractional counts).
 """
 
 from __future__ import annotations
@@ -34,16 +37,25 @@ class Curve:
     n: np.ndarray
     seed: np.ndarray
     n_people: np.ndarray
+    se: np.ndarray
+    seed_sd: np.ndarray
+    n_seeds: np.ndarray
     x_name: str = "x"
 
     @classmethod
-    def from_arrays(cls, x, k, n, seed=None, n_people=None, x_name: str = "x") -> Curve:
-        """Build a curve from per-row arrays (seed defaults to 0, n_people to unknown)."""
+    def from_arrays(
+        cls, x, k, n, seed=None, n_people=None, x_name: str = "x", se=None, seed_sd=None, n_seeds=None
+    ) -> Curve:
+        """Build a curve from per-row arrays (seed defaults to 0; n_people, se, seed_sd to unknown; n_seeds to 1)."""
         x = np.asarray(x, float)
         r = x.shape[0]
+
+        def column(values, default) -> np.ndarray:
+            return np.full(r, default, float) if values is None else np.asarray(values, float)
+
         seed = np.zeros(r, int) if seed is None else np.asarray(seed)
-        n_people = np.full(r, np.nan) if n_people is None else np.asarray(n_people, float)
-        arrays = (np.asarray(k, float), np.asarray(n, float), seed, n_people)
+        arrays = (np.asarray(k, float), np.asarray(n, float), seed, column(n_people, np.nan), column(se, np.nan))
+        arrays += (column(seed_sd, np.nan), column(n_seeds, 1.0))
         if any(a.shape != (r,) for a in arrays):
             raise ValueError(f"curve arrays must all have shape ({r},): got {[a.shape for a in arrays]}")
         order = np.argsort(x, kind="stable")
@@ -55,9 +67,22 @@ class Curve:
         missing = [c for c in (x, k, n) if c not in df.columns]
         if missing:
             raise KeyError(f"curve needs columns {missing}, which the table lacks")
+
+        def column(name: str) -> np.ndarray | None:
+            return pd.to_numeric(df[name], errors="coerce").to_numpy(float) if name in df.columns else None
+
         seed = df["seed"].to_numpy() if "seed" in df.columns else None
-        people = df["n_people"].to_numpy(float) if "n_people" in df.columns else None
-        return cls.from_arrays(df[x].to_numpy(float), df[k], df[n], seed, people, x_name=x)
+        return cls.from_arrays(
+            df[x].to_numpy(float),
+            df[k],
+            df[n],
+            seed,
+            column("n_people"),
+            x_name=x,
+            se=column("acc_se"),
+            seed_sd=column("acc_sd"),
+            n_seeds=column("n_seeds"),
+        )
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -88,7 +113,14 @@ class Curve:
 
 
 def resample(
-    curve: Curve, n_boot: int, rng: np.random.Generator, *, over: str = "both", unit: str = "item"
+    curve: Curve,
+    n_boot: int,
+    rng: np.random.Generator,
+    *,
+    over: str = "both",
+    unit: str = "item",
+    phi: float = 1.0,
+    phi_df: float = np.inf,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pooled bootstrap counts (k_BxX, n_BxX) at the curve's distinct x values; see the module docstring."""
     if over not in OVER:
@@ -105,7 +137,14 @@ def resample(
     if over in ("both", "items"):
         p = k / n
         if unit == "item":
-            k = rng.binomial(n.astype(np.int64), p).astype(float)
+            phi_b = (
+                np.full((n_boot, 1), phi)
+                if not np.isfinite(phi_df)
+                else phi * phi_df / rng.chisquare(phi_df, (n_boot, 1))
+            )
+            phi_b = np.maximum(phi_b, 1.0)
+            m = np.maximum(np.round(n / phi_b), 1.0)
+            k = rng.binomial(m.astype(np.int64), p) * (n / m)
         else:
             people = curve.n_people[rows]
             if not np.all(np.isfinite(people) & (people > 0)):

@@ -50,8 +50,12 @@ def _threshold_md(t: ThresholdSet, targets) -> str:
             row[f"{t.x}* [95% CI]"] = f"{r['x_star']:.4g} {format_ci(r['x_star_lo'], r['x_star_hi'])}"
             row["w [CI]"] = f"{r['w']:.3g} {format_ci(r['w_lo'], r['w_hi'])}"
             row["10→90% span ×"] = f"{r['span_factor']:.3g} {format_ci(r['span_factor_lo'], r['span_factor_hi'])}"
-            row["ΔBIC"] = f"{r['delta_bic']:.1f}"
-            row["sharp"] = r["sharp"]
+            row[f"{t.x} at level [CI]"] = (
+                f"{r['x_level']:.4g} {format_ci(r['x_level_lo'], r['x_level_hi'])} (acc {r['level']:.3g})"
+            )
+            row["fit p"] = f"{r['gof_p']:.2g}"
+            row["φ"] = f"{r['dispersion']:.2f}"
+        row["jump p"] = f"{r['jump_p']:.3f} ± {r['jump_p_se']:.3f}" if r["jump_tested"] else "not run (< 6 points)"
         for tg in targets:
             tag = f"cross{round(100 * tg):d}"
             row[f"{t.x} at {tg:g} [CI]"] = (
@@ -143,7 +147,8 @@ def _header_md(a: Analysis, source: str) -> list[str]:
     if notes:
         lines += ["Ingested as an external table: " + "; ".join(notes) + ".", ""]
     lines += ["## Verdicts", ""]
-    lines += [f"- **{v.claim}** — *{v.status}*. {v.text}" for v in verdicts(a)]
+    lines += [f"- **{v.claim}** — *{v.status}*. {v.text}" + (f" *Rests on:* {v.basis}." if v.basis else "")
+              for v in verdicts(a)]  # fmt: skip
     return [*lines, ""]
 
 
@@ -154,8 +159,22 @@ def _thresholds_and_power_laws_md(a: Analysis, targets) -> list[str]:
         lines += ["## Thresholds in r (per size)", "", _threshold_md(a.r_thresholds, targets)]
     if a.m_thresholds is not None:
         lines += ["## Critical size M* (per ratio)", "", _threshold_md(a.m_thresholds, targets)]
+    if a.r_thresholds is not None and len(a.r_thresholds.table):
+        kinds = "; ".join(sorted(set(a.r_thresholds.table["level_kind"].dropna())))
+        lines += [
+            f"The r* that feeds the power law is the ratio where a size's sigmoid reaches {kinds}: a fixed fraction "
+            "of what that size can learn at all, so r* keeps one meaning where a ceiling is not reached in the "
+            "mixtures (the fitted midpoint would sit lower on the curve there). `fit p` is the sigmoid's "
+            "goodness of fit (Pearson / φ); φ the dispersion (analysis/dispersion.py).",
+            "",
+        ]
     lines += ["## Power laws", ""]
-    for label, pl in (("r* vs M", a.r_power), ("M* vs r", a.m_power), ("f* vs M", a.f_power)):
+    for label, pl in (
+        ("r* vs M", a.r_power),
+        ("M* vs r", a.m_power),
+        ("f* vs M", a.f_power),
+        ("width w vs M", a.width_power),
+    ):
         if pl is None:
             continue
         if pl.ok:

@@ -244,13 +244,14 @@ def fit_power_law(
 
 
 def threshold_power_law(tset: ThresholdSet, *, n_boot: int = 1000, seed: int = 0, **kwargs) -> PowerLawFit:
-    """Power law of the fitted thresholds x* against the group variable M of a ThresholdSet.
+    """Power law of the thresholds x_level (the crossing of each group's accuracy level, see fit_thresholds)
+    against the group variable M of a ThresholdSet.
 
     r* vs M: fit_thresholds(final, x="ratio", by="size", group_x=param column). M* vs r: fit_thresholds(final,
     x=param column, by="ratio"). f* vs M: x="frequency", by="size". Each point's bootstrap draws are propagated.
     """
     t = tset.table
-    ok = t[t["ok"]] if len(t) else t
+    ok = t[t["ok"] & np.isfinite(t["x_level"])] if len(t) else t
     name_y = f"{tset.x}*"
     if len(ok) < 2:
         reasons = "; ".join(f"{r[tset.by]}: {r['reason']}" for _, r in t[~t["ok"]].iterrows()) if len(t) else ""
@@ -258,10 +259,12 @@ def threshold_power_law(tset: ThresholdSet, *, n_boot: int = 1000, seed: int = 0
             False, f"need thresholds at >= 2 values of {tset.by}, got {len(ok)} ({reasons})", tset.by, name_y
         )
     rng = np.random.default_rng(seed)
-    draws = np.column_stack([rng.choice(tset.fits[key].boot[:, 0], n_boot) for key in ok[tset.by]])
+    draws = np.column_stack(
+        [rng.choice(tset.fits[key].level_draws(lv), n_boot) for key, lv in zip(ok[tset.by], ok["level"], strict=True)]
+    )
     return fit_power_law(
         ok["M"].to_numpy(),
-        ok["x_star"].to_numpy(),
+        ok["x_level"].to_numpy(),
         y_boot=draws,
         n_boot=n_boot,
         seed=seed,

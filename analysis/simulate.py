@@ -9,7 +9,8 @@ Ground truth (class Truth):
   prediction for half of the facts stored (analysis.theory.predicted_ratio) times `miss`, and a per-seed jitter in
   log r*. Along training the threshold falls: 1 / r*(t) = 1 / r* + ln(t / T) / kappa after t of the T tokens of the
   main sweep, so the tokens needed to pass a given r grow exponentially in 1/r;
-- counts: n_correct ~ Binomial per attribute (birth date harder), n_eval = 25 items per evaluated person;
+- counts: n_correct ~ Binomial per attribute (birth date harder), n_eval = 25 items per evaluated person, drawn
+  independently (design effect 1, so acc_se is binomial; analysis.calibration simulates clustered items);
 - sweep "exposure": two runs of one size at different ratios trained to the same exposures (column train.exposures).
 """
 
@@ -103,7 +104,7 @@ def _row(truth: Truth, rng, *, sweep, params, ratio, seed, tau, acc_true, budget
         "web_tokens": (1 - ratio) * tokens,
         "exposures": ratio * tokens / (truth.num_people * truth.tokens_per_bio),
         "acc": acc,
-        "acc_se": float(np.sqrt(acc * (1 - acc) / truth.eval_people)),
+        "acc_se": float(np.sqrt(acc * (1 - acc) / n_eval)),  # items are independent draws here (design effect 1)
         "n_eval": n_eval,
         "n_correct": n_correct,
         "n_people": truth.eval_people,

@@ -19,7 +19,10 @@ import pandas as pd
 from scipy.stats import chi2
 
 from analysis.curves import Curve, isotonic, monotonicity_problem, resample
+from analysis.dispersion import Dispersion
+from analysis.dispersion import estimate as estimate_dispersion
 from analysis.fitting import EPS, batched_minimize, binomial_loglik, binomial_objective, percentile_ci, surface_warnings
+from analysis.jump import DEFAULT_BOUND, JumpTest, jump_test, power_rise
 
 LN9 = float(np.log(9.0))
 PARAMS = ("x_star", "w", "lo", "hi")
@@ -68,6 +71,8 @@ class SigmoidFit:
     boot: np.ndarray = field(default_factory=lambda: np.empty((0, 4)))
     level: float = 0.95
     warnings: list[str] = field(default_factory=list)
+    dispersion: Dispersion = field(default_factory=Dispersion)
+    unit: str = ""  # what the bootstrap resampled
 
     @property
     def span_factor(self) -> float:
@@ -77,6 +82,19 @@ class SigmoidFit:
     def predict(self, x) -> np.ndarray:
         return sigmoid_curve(x, self.x_star, self.w, self.lo, self.hi)
 
+    def x_at(self, level: float) -> tuple[float, tuple[float, float]]:
+        """x where the fitted curve reaches accuracy `level`, with its CI from the bootstrap draws (+inf when the
+        level is above the ceiling, -inf below the floor, in the fit or in a draw)."""
+        point = float(_level_x(np.array([[self.x_star, self.w, self.lo, self.hi]]), level)[0])
+        if not self.ok or len(self.boot) == 0:
+            return point, (np.nan, np.nan)
+        lo, hi = percentile_ci(self.level_draws(level), self.level)
+        return point, (float(lo), float(hi))
+
+    def level_draws(self, level: float) -> np.ndarray:
+        """Bootstrap draws of the x where the curve reaches `level`."""
+        return _level_x(self.boot, level)
+
     def band(self, x) -> tuple[np.ndarray, np.ndarray]:
         """Pointwise bootstrap CI of the fitted curve at x."""
         x = np.asarray(x, float)
@@ -85,6 +103,41 @@ class SigmoidFit:
         b = self.boot
         curves = sigmoid_curve(x[None, :], b[:, :1], b[:, 1:2], b[:, 2:3], b[:, 3:4])
         return percentile_ci(curves, self.level)
+
+
+def _level_x(params_Bx4: np.ndarray, level: float) -> np.ndarray:
+    """x at which sigmoids (x*, w, lo, hi) reach `level`: +inf above the ceiling, -inf below the floor."""
+    x_star, w, lo, hi = params_Bx4.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = (level - lo) / (hi - lo)
+        x = x_star * np.exp(w * np.log(q / (1 - q)))
+    return np.where(q >= 1, np.inf, np.where(q <= 0, -np.inf, x))
+
+
+def _per_seed_x_star(curve: Curve, lower, upper) -> np.ndarray | None:
+    """log x* of each seed's own fit, when >= 2 seeds give a fit located in the range with a sampled x on its rise
+    (a bracketed fit does not locate x*); else None."""
+    per_seed = []
+    for s in np.unique(curve.seed):
+        rows = curve.seed == s
+        sub = Curve.from_arrays(curve.x[rows], curve.k[rows], curve.n[rows], x_name=curve.x_name)
+        problem, xs, k, n = _sigmoid_problem(sub)
+        if problem:
+            continue
+        th, converged, f_above, f_below, _ = _point_fit(np.log(xs), k, n, lower, upper)
+        ll = float(binomial_loglik(_model(th[None], np.log(xs))[0][0], k, n))
+        placed = not _placement_problem("x", xs, k, n, ll, float(np.exp(th[0])), f_above, f_below, 0.01)
+        on_rise = np.any(np.abs(np.log(xs) - th[0]) <= np.log(19.0) * np.exp(th[1]))
+        if converged and placed and on_rise:
+            per_seed.append(th[0])
+    return np.array(per_seed) if len(per_seed) >= 2 else None
+
+
+def _seed_t_draws(log_x_star: float, per_seed: np.ndarray, n_draws: int, rng: np.random.Generator) -> np.ndarray:
+    """Draws of log x* from the t interval of the seeds' own fits: log x* + sd / sqrt(S) t(S - 1). Few seeds give
+    it the wide tails that resampling them cannot (the bootstrap of 2 seeds halves their variance)."""
+    s = len(per_seed)
+    return log_x_star + per_seed.std(ddof=1) / np.sqrt(s) * rng.standard_t(s - 1, size=n_draws)
 
 
 def _failed(cls, x_name: str, reason: str, msgs: list[str] | None = None, **kw):
@@ -186,13 +239,29 @@ def _placement_problem(
     return ""
 
 
+def resampling(disp: Dispersion, over: str, unit: str, replicated: bool = False) -> tuple[dict, str]:
+    """Keyword arguments of analysis.curves.resample for a curve of dispersion `disp`, and the unit in words.
+
+    Seed scatter measured as phi (from_seeds) is drawn as phi, so the runs are not resampled on top of it;
+    otherwise the runs are resampled (when replicated) and the items carry the clustering phi.
+    """
+    if unit == "person":
+        return dict(over=over, unit=unit), "people (items of a person perfectly correlated)"
+    if disp.from_seeds:
+        kw = dict(over="items" if over in ("both", "items") else over, unit=unit, phi=disp.phi, phi_df=disp.seed_df)
+        return kw, f"effective items n/{disp.phi:.2f} (phi from the seed scatter on {disp.seed_df:g} df)"
+    text = "runs at each x, then " if over in ("both", "seeds") and replicated else ""
+    return dict(over=over, unit=unit, phi=disp.items), f"{text}effective items n/{disp.items:.2f} (person clustering)"
+
+
 def _bootstrap(
-    curve: Curve, lx: np.ndarray, theta: np.ndarray, lower, upper, *, n_boot, seed, over, unit, level
+    curve: Curve, lx: np.ndarray, theta: np.ndarray, lower, upper, *, n_boot, seed, resample_kw, level, per_seed=None
 ) -> tuple[np.ndarray, dict[str, tuple[float, float]], list[str]]:
-    """Refit every resample from the point estimate: (boot_Bx4 in PARAMS order, percentile CIs, messages)."""
+    """Refit every resample from the point estimate: (boot_Bx4 in PARAMS order, percentile CIs, messages); with
+    `per_seed` (log x* of each seed's fit) the x* draws are the seeds' t interval instead."""
     msgs = []
     rng = np.random.default_rng(seed)
-    kb, nb = resample(curve, n_boot, rng, over=over, unit=unit)
+    kb, nb = resample(curve, n_boot, rng, **resample_kw)
     th_b, _, conv = batched_minimize(_objective(lx, kb, nb), np.broadcast_to(theta, (n_boot, 4)).copy(), lower, upper)
     if conv.mean() < 0.98:
         msgs.append(f"{(~conv).sum()} of {n_boot} bootstrap refits did not converge and were dropped")
@@ -200,6 +269,8 @@ def _bootstrap(
     boot = np.column_stack(
         [np.exp(th_b[:, 0]), np.exp(th_b[:, 1]), th_b[:, 2], th_b[:, 2] + th_b[:, 3] * (1 - th_b[:, 2])]
     )
+    if per_seed is not None:
+        boot[:, 0] = np.exp(_seed_t_draws(theta[0], per_seed, len(boot), rng))
     ci = {p: tuple(float(v) for v in percentile_ci(boot[:, i], level)) for i, p in enumerate(PARAMS)}
     spans = np.exp(2 * LN9 * boot[:, 1])
     ci["span_factor"] = tuple(float(v) for v in percentile_ci(spans, level))
@@ -236,18 +307,23 @@ def fit_sigmoid(
     level: float = 0.95,
     seed: int = 0,
     min_rise_p: float = 0.01,
+    dispersion: Dispersion | None = None,
 ) -> SigmoidFit:
-    """Maximum-likelihood sigmoid in log x with percentile bootstrap CIs (n_boot resamples, refitted jointly).
+    """Maximum quasi-likelihood sigmoid in log x with percentile bootstrap CIs (n_boot resamples, refitted jointly).
 
-    Fails (ok=False) when the counts are unusable, there are fewer than 3 distinct x, accuracy is all 0 or all 1,
-    the curve falls significantly, the sigmoid is no better than a constant (likelihood-ratio p >= min_rise_p), or
-    the data do not place x* inside the sampled range: a fit with x* pinned beyond either end is not rejected by a
-    likelihood-ratio test at 5% (a rise seen only at the last point could be the foot of a later transition).
+    The counts are divided by the dispersion phi (default: analysis.dispersion.estimate(curve)) in every
+    likelihood, and the bootstrap draws phi times the binomial spread (see `resampling`). Fails (ok=False) when the
+    counts are unusable, there are fewer than 3 distinct x, accuracy is all 0 or all 1, the curve falls
+    significantly, the sigmoid is no better than a constant (likelihood-ratio p >= min_rise_p), or the data do not
+    place x* inside the sampled range: a fit with x* pinned beyond either end is not rejected by a likelihood-ratio
+    test at 5% (a rise seen only at the last point could be the foot of a later transition).
     """
     name = curve.x_name
     problem, xs, k, n = _sigmoid_problem(curve)
     if problem:
         return _failed(SigmoidFit, name, problem)
+    disp = dispersion if dispersion is not None else estimate_dispersion(curve)
+    k, n = k / disp.phi, n / disp.phi  # quasi-binomial: effective counts
     lx = np.log(xs)
     lower, upper = _search_box(lx)
     theta, converged, f_above, f_below, msgs = _point_fit(lx, k, n, lower, upper)
@@ -261,8 +337,21 @@ def fit_sigmoid(
         return _failed(SigmoidFit, name, problem, msgs)
     if np.isclose(theta[1], lower[1]) or np.isclose(theta[1], upper[1]):
         msgs.append(f"width w = {w:.3g} sits at a bound of its search range")
+    per_seed = _per_seed_x_star(curve, lower, upper)
+    resample_kw, unit_text = resampling(disp, over, unit, len(curve) > len(xs))
+    if per_seed is not None:
+        unit_text = f"x*: t interval of {len(per_seed)} seeds' own fits; w, floor and ceiling: {unit_text}"
     boot, ci, boot_msgs = _bootstrap(
-        curve, lx, theta, lower, upper, n_boot=n_boot, seed=seed, over=over, unit=unit, level=level
+        curve,
+        lx,
+        theta,
+        lower,
+        upper,
+        n_boot=n_boot,
+        seed=seed,
+        resample_kw=resample_kw,
+        level=level,
+        per_seed=per_seed,
     )
     msgs += boot_msgs
     bracketed = _bracket(name, xs, lx, theta, ci)
@@ -287,6 +376,8 @@ def fit_sigmoid(
         boot=boot,
         level=level,
         warnings=msgs,
+        dispersion=disp,
+        unit=unit_text,
     )
 
 
@@ -328,8 +419,9 @@ def crossing(
     unit: str = "item",
     level: float = 0.95,
     seed: int = 0,
+    dispersion: Dispersion | None = None,
 ) -> CrossingResult:
-    """The paper's threshold: where accuracy crosses `target`, with a bootstrap CI.
+    """The paper's threshold: where accuracy crosses `target`, with a bootstrap CI (resampled as in fit_sigmoid).
 
     Resamples where the target is not reached count as +inf, those already above it at the smallest x as -inf
     (an unbounded CI side is reported as such, never clipped).
@@ -353,7 +445,8 @@ def crossing(
         return _failed(CrossingResult, name, problem, target=target)
     lx = np.log(xs)
     x_cross = float(_crossing_BxX(lx, iso[None], target)[0])
-    kb, nb = resample(curve, n_boot, np.random.default_rng(seed), over=over, unit=unit)
+    disp = dispersion if dispersion is not None else estimate_dispersion(curve)
+    kb, nb = resample(curve, n_boot, np.random.default_rng(seed), **resampling(disp, over, unit)[0])
     boot = _crossing_BxX(lx, isotonic(kb / nb, nb), target)
     lo, hi = percentile_ci(boot, level)
     msgs = []
@@ -364,140 +457,30 @@ def crossing(
     return CrossingResult(True, "", name, target, x_cross, (float(lo), float(hi)), boot, level, msgs)
 
 
-def _power_model(theta_BxP: np.ndarray, lx_X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """acc = min(C x^k, 1) with theta = (log C, k); returns p_BxX and J_BxXxP."""
-    e = np.exp(np.clip(theta_BxP[:, :1] + theta_BxP[:, 1:2] * lx_X[None, :], -700, 700))
-    inside = e < 1.0
-    p = np.where(inside, e, 1.0)
-    jac = np.stack([p * inside, p * lx_X[None, :] * inside], axis=-1)
-    return p, jac
-
-
-def _linear_model(theta_BxP: np.ndarray, lx_X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """acc = a + b log x clipped to [0, 1] with theta = (a, b); returns p_BxX and J_BxXxP."""
-    raw = theta_BxP[:, :1] + theta_BxP[:, 1:2] * lx_X[None, :]
-    inside = (raw > 0) & (raw < 1)
-    jac = np.stack([inside * 1.0, inside * lx_X[None, :]], axis=-1)
-    return np.clip(raw, 0.0, 1.0), jac
-
-
-@dataclass
-class SharpnessResult:
-    """How abrupt a transition is, and whether a sigmoid beats smooth alternatives. See `sharpness`."""
-
-    ok: bool
-    reason: str
-    x_name: str
-    sharp: bool = False
-    verdict: str = ""
-    w: float = np.nan
-    w_ci: tuple[float, float] = (np.nan, np.nan)
-    span_factor: float = np.nan
-    span_factor_ci: tuple[float, float] = (np.nan, np.nan)
-    models: dict[str, dict[str, float]] = field(default_factory=dict)
-    delta_bic: float = np.nan
-    delta_aic: float = np.nan
-    max_span_factor: float = 3.0
-    min_delta_bic: float = 10.0
-    warnings: list[str] = field(default_factory=list)
-
-
-def _smooth_alternatives(
-    lx: np.ndarray, k: np.ndarray, n: np.ndarray, max_span_factor: float
-) -> tuple[dict[str, dict[str, float]], list[str]]:
-    """Binomial-likelihood fits of the smooth alternatives of `sharpness`: {label: {loglik, n_params}}, messages."""
-    ln_s = np.log(max_span_factor)
-    top = float(np.clip((k / n).max(), 1e-6, 1 - 1e-6))
-    models, msgs = {}, []
-    for label, (model, bmax) in {
-        "power_law": (_power_model, LN9 / ln_s),
-        "linear_log": (_linear_model, 0.8 / ln_s),
-    }.items():
-        # Starts keep every prediction strictly inside (0, 1), where the likelihood has a gradient.
-        slopes = bmax * np.array([0.05, 0.25, 0.5, 1.0])
-        if label == "power_law":
-            starts = np.column_stack([np.log(0.99 * top) - slopes * lx[-1], slopes])
-        else:
-            slopes = np.minimum(slopes, 0.98 * top / (lx[-1] - lx[0]))
-            starts = np.column_stack([0.5 * top - slopes * lx.mean(), slopes])
-        kk, nn = np.broadcast_to(k, (len(starts), len(k))), np.broadcast_to(n, (len(starts), len(n)))
-        lower, upper = np.array([-50.0, 0.0]), np.array([50.0, bmax])
-        th, f, conv = batched_minimize(_objective(lx, kk, nn, model), starts, lower, upper, max_iter=500)
-        best = int(np.nanargmin(f))
-        if not conv[best]:
-            msgs.append(f"{label}: best start did not converge within 500 Levenberg-Marquardt iterations")
-        models[label] = {"loglik": float(binomial_loglik(model(th[best : best + 1], lx)[0][0], k, n)), "n_params": 2.0}
-    return models, msgs
-
-
-def _sharpness_verdict(
-    fit: SigmoidFit, name: str, delta_bic: float, sharp: bool, max_span_factor: float, min_delta_bic: float
-) -> str:
-    """The plain-language verdict of `sharpness`, with the numbers behind it."""
-    lo_s, hi_s = fit.ci["span_factor"]
-    desc = (
-        f"10%->90% rise within x{fit.span_factor:.2f} in {name} (95% CI x{lo_s:.2f}-x{hi_s:.2f}), "
-        f"sigmoid vs best smooth alternative: delta BIC = {delta_bic:.1f}"
-    )
-    if sharp:
-        return f"sharp: {desc}"
-    if delta_bic < min_delta_bic:
-        return f"not sharp: a smooth curve explains the data about as well ({desc})"
-    return f"not sharp: the rise is wider than x{max_span_factor:g} ({desc})"
-
-
-def sharpness(
-    curve: Curve,
-    *,
-    fit: SigmoidFit | None = None,
-    max_span_factor: float = 3.0,
-    min_delta_bic: float = 10.0,
-    **fit_kwargs,
-) -> SharpnessResult:
-    """Is the rise of accuracy with x a sharp transition?
-
-    Statistics: the sigmoid width w (log x units), the 10%->90% span factor x90/x10 = 81**w, and AIC/BIC of the
-    sigmoid (4 parameters) against two smooth 2-parameter alternatives fitted by binomial likelihood: a power law
-    acc = min(C x^k, 1) and a line in log x, acc = a + b log x (clipped to [0, 1]). The alternatives are restricted
-    to be smooth, i.e. to rise from 10% to 90% over at least a factor `max_span_factor` in x (k <= ln 9 / ln S,
-    b <= 0.8 / ln S); unrestricted, a power law with k = 50 is itself a step. BIC uses the number of evaluated items.
-
-    Verdict: sharp iff the sigmoid beats the best smooth alternative by delta BIC >= min_delta_bic AND its span
-    factor is below max_span_factor. A smooth but saturating curve may favour the sigmoid by BIC; its wide span
-    keeps it from being called sharp.
-    """
-    fit = fit if fit is not None else fit_sigmoid(curve, **fit_kwargs)
-    name = curve.x_name
-    base = dict(max_span_factor=max_span_factor, min_delta_bic=min_delta_bic)
+def steepness(fit: SigmoidFit, bound: float = DEFAULT_BOUND) -> str:
+    """The 10%->90% rise factor with its CI beside named references: a measurement, not a verdict."""
     if not fit.ok:
-        return SharpnessResult(False, fit.reason, name, warnings=list(fit.warnings), **base)
-    xs, k, n = curve.pooled()
-    smooth, smooth_msgs = _smooth_alternatives(np.log(xs), k, n, max_span_factor)
-    models = {"sigmoid": {"loglik": fit.loglik, "n_params": 4.0}, **smooth}
-    msgs = list(fit.warnings) + smooth_msgs
-    for d in models.values():
-        d["aic"] = -2 * d["loglik"] + 2 * d["n_params"]
-        d["bic"] = -2 * d["loglik"] + d["n_params"] * np.log(n.sum())
-    delta_bic = min(v["bic"] for v in smooth.values()) - models["sigmoid"]["bic"]
-    delta_aic = min(v["aic"] for v in smooth.values()) - models["sigmoid"]["aic"]
-    sharp = bool(delta_bic >= min_delta_bic and fit.span_factor < max_span_factor)
-    surface_warnings(smooth_msgs, f"sharpness ({name})")
-    return SharpnessResult(
-        ok=True,
-        reason="",
-        x_name=name,
-        sharp=sharp,
-        verdict=_sharpness_verdict(fit, name, delta_bic, sharp, max_span_factor, min_delta_bic),
-        w=fit.w,
-        w_ci=fit.ci["w"],
-        span_factor=fit.span_factor,
-        span_factor_ci=fit.ci["span_factor"],
-        models=models,
-        delta_bic=float(delta_bic),
-        delta_aic=float(delta_aic),
-        warnings=msgs,
-        **base,
+        return f"no steepness: {fit.reason}"
+    lo, hi = fit.ci["span_factor"]
+    refs = ", ".join(f"x^{k} within x{power_rise(k):.2f}" for k in (1, 2, 3, 4))
+    return (
+        f"10%->90% rise within x{fit.span_factor:.2f} {format_ci(lo, hi, '.2f')} in {fit.x_name} "
+        f"(references: a power law {refs}; the jump test's bound x{bound:.2f})"
     )
+
+
+def format_ci(lo, hi, fmt=".3g") -> str:
+    """ "[lo, hi]" with both ends in format `fmt`."""
+    return f"[{lo:{fmt}}, {hi:{fmt}}]"
+
+
+def goodness_of_fit(fit: SigmoidFit, curve: Curve) -> float:
+    """p-value of the sigmoid's Pearson X^2 / phi on X - 4 degrees of freedom (NaN without spare points)."""
+    xs, k, n = curve.pooled()
+    if not fit.ok or len(xs) <= 4:
+        return np.nan
+    p = np.clip(fit.predict(xs), EPS, 1 - EPS)
+    return float(chi2.sf(np.sum((k - n * p) ** 2 / (n * p * (1 - p))) / fit.dispersion.phi, len(xs) - 4))
 
 
 @dataclass
@@ -509,7 +492,40 @@ class ThresholdSet:
     table: pd.DataFrame
     fits: dict
     crossings: dict
-    sharpness: dict
+    jumps: dict
+    curves: dict
+
+
+def _level(levels: dict | None, key, fit: SigmoidFit) -> tuple[float, str]:
+    """The accuracy level whose crossing is the group's threshold, and what it is."""
+    if levels and key in levels and np.isfinite(levels[key]):
+        return float(levels[key]), "half the knowledge-only accuracy of this size"
+    return (fit.lo + fit.hi) / 2 if fit.ok else np.nan, "the midpoint of the fitted floor and ceiling"
+
+
+def _group_row(key, g, x, by, group_x, levels, targets, kw, jump_kw) -> tuple[dict, SigmoidFit, dict, JumpTest, Curve]:
+    curve = Curve.from_frame(g, x)
+    disp = estimate_dispersion(curve)
+    fit = fit_sigmoid(curve, dispersion=disp, **kw)
+    jump = jump_test(curve, dispersion=disp.phi, seed=kw["seed"], **jump_kw)
+    gx = float(g[group_x].median()) if group_x else float(key) if np.isscalar(key) else np.nan
+    row = {by: key, "M": gx, "n_points": len(curve.xs), "ok": fit.ok, "reason": fit.reason}
+    row.update({p: getattr(fit, p) for p in PARAMS})
+    for p in (*PARAMS, "span_factor"):
+        row[f"{p}_lo"], row[f"{p}_hi"] = fit.ci.get(p, (np.nan, np.nan))
+    level, level_kind = _level(levels, key, fit)
+    x_level, (x_level_lo, x_level_hi) = fit.x_at(level) if fit.ok else (np.nan, (np.nan, np.nan))
+    row.update(level=level, level_kind=level_kind, x_level=x_level, x_level_lo=x_level_lo, x_level_hi=x_level_hi)
+    row.update(span_factor=fit.span_factor if fit.ok else np.nan, resolved=fit.resolved)
+    row.update(dispersion=disp.phi, unit=fit.unit, gof_p=goodness_of_fit(fit, curve))
+    row.update(jump_tested=jump.tested, jump_p=jump.p_value, jump_p_se=jump.p_mc_se, jump_lr=jump.lr)
+    crosses = {}
+    for t in targets:
+        c = crossing(curve, t, dispersion=disp, **kw)
+        crosses[(key, t)] = c
+        tag = f"cross{round(100 * t):d}"
+        row.update({tag: c.x_cross, f"{tag}_lo": c.ci[0], f"{tag}_hi": c.ci[1], f"{tag}_ok": c.ok})
+    return row, fit, crosses, jump, curve
 
 
 def fit_thresholds(
@@ -519,43 +535,35 @@ def fit_thresholds(
     *,
     group_x: str | None = None,
     targets: tuple[float, ...] = (0.4, 0.8),
+    levels: dict | None = None,
     n_boot: int = 1000,
     over: str = "both",
     unit: str = "item",
     level: float = 0.95,
     seed: int = 0,
-    max_span_factor: float = 3.0,
+    jump_draws: int = 199,
+    bound: float = DEFAULT_BOUND,
 ) -> ThresholdSet:
-    """Fit a sigmoid, crossings at `targets` and sharpness to accuracy vs `x` for each value of `by`.
+    """Per value of `by`: a sigmoid, the threshold at an accuracy level, crossings at `targets` and the jump test.
 
     `group_x` is a numeric column describing the group (for by="size": the parameter count, used as M); the table
     gets its median per group as column "M" (or the group value itself when by is numeric and group_x is None).
-    Pass final rows (analysis.io.final_rows) unless you mean to fit along training.
+    `levels` maps a group to the accuracy whose crossing of the fitted sigmoid is its threshold x_level (e.g. half
+    the knowledge-only accuracy of that size); groups without one use the fitted midpoint. Pass final rows
+    (analysis.io.final_rows) unless you mean to fit along training.
     """
     missing = [c for c in (x, by, *([group_x] if group_x else [])) if c not in df.columns]
     if missing:
         raise KeyError(f"fit_thresholds needs columns {missing}, which the table lacks")
-    rows, fits, crosses, sharps = [], {}, {}, {}
+    rows, fits, crosses, jumps, curves = [], {}, {}, {}, {}
     kw = dict(n_boot=n_boot, over=over, unit=unit, level=level, seed=seed)
     for key, g in df.groupby(by, sort=False):
-        curve = Curve.from_frame(g, x)
-        fit = fit_sigmoid(curve, **kw)
-        sh = sharpness(curve, fit=fit, max_span_factor=max_span_factor)
-        gx = float(g[group_x].median()) if group_x else float(key) if np.isscalar(key) else np.nan
-        row = {by: key, "M": gx, "n_points": len(curve.xs), "ok": fit.ok, "reason": fit.reason}
-        row.update({p: getattr(fit, p) for p in PARAMS})
-        for p in (*PARAMS, "span_factor"):
-            row[f"{p}_lo"], row[f"{p}_hi"] = fit.ci.get(p, (np.nan, np.nan))
-        row.update(span_factor=fit.span_factor if fit.ok else np.nan, resolved=fit.resolved)
-        row.update(delta_bic=sh.delta_bic, sharp=sh.sharp)
-        for t in targets:
-            c = crossing(curve, t, **kw)
-            crosses[(key, t)] = c
-            tag = f"cross{round(100 * t):d}"
-            row.update({tag: c.x_cross, f"{tag}_lo": c.ci[0], f"{tag}_hi": c.ci[1], f"{tag}_ok": c.ok})
+        row, fits[key], c, jumps[key], curves[key] = _group_row(
+            key, g, x, by, group_x, levels, targets, kw, dict(n_draws=jump_draws, bound=bound)
+        )
         rows.append(row)
-        fits[key], sharps[key] = fit, sh
+        crosses.update(c)
     table = pd.DataFrame(rows)
     if len(table):
         table = table.sort_values("M").reset_index(drop=True)
-    return ThresholdSet(x, by, table, fits, crosses, sharps)
+    return ThresholdSet(x, by, table, fits, crosses, jumps, curves)

@@ -18,10 +18,12 @@ import pandas as pd
 from analysis.curves import Curve
 from analysis.fitting import FitWarning
 from analysis.io import final_rows, param_column
+from analysis.jump import MIN_POINTS, JumpTest, jump_test
 from analysis.scaling import (
     PowerLawFit,
     WebLossFit,
     compare_growth,
+    fit_power_law,
     fit_web_loss,
     threshold_power_law,
     tokens_to_target,
@@ -38,16 +40,18 @@ from analysis.theory import (
     predict,
 )
 from analysis.thresholds import (
-    SharpnessResult,
     SigmoidFit,
     ThresholdSet,
     fit_sigmoid,
     fit_thresholds,
-    sharpness,
+    format_ci,
+    steepness,
 )
 from data_gen.synbio_fields import bits_per_person
 
 STATUSES = ("supported", "not supported", "contradicted", "inconclusive", "not testable")
+MIN_POWER_LAW_SIZES = 4  # a power-law verdict; 3 sizes give the direction only, 2 none
+LEVEL = 0.05  # of every test behind a verdict
 BUDGET_COLUMNS = ("budget", "train.exposures")
 RUN_LENGTH_COLUMNS = ("budget", "train.exposures", "train.tokens", "train.num_steps")
 
@@ -66,11 +70,12 @@ def main_budget(final: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class Verdict:
-    """One claim of the paper, its status (one of STATUSES) and the evidence in words."""
+    """One claim of the paper, its status (one of STATUSES), the evidence in words and what it rests on."""
 
     claim: str
     status: str
     text: str
+    basis: str = ""
 
 
 @dataclass
@@ -84,8 +89,10 @@ class Analysis:
     m_thresholds: ThresholdSet | None = None
     r_power: PowerLawFit | None = None
     m_power: PowerLawFit | None = None
-    control: SharpnessResult | None = None
     control_fit: SigmoidFit | None = None
+    control_jump: JumpTest | None = None
+    width_power: PowerLawFit | None = None
+    control_ratio: pd.DataFrame | None = None
     web: WebLossFit | None = None
     capacity: CapacityEstimate | None = None
     p: float = math.nan
@@ -103,11 +110,6 @@ class Analysis:
     warnings: list[str] = field(default_factory=list)
 
 
-def format_ci(lo, hi, fmt=".3g") -> str:
-    """ "[lo, hi]" with both ends in format `fmt`."""
-    return f"[{lo:{fmt}}, {hi:{fmt}}]"
-
-
 def _with_min_points(d: pd.DataFrame, x: str, by: str, k: int = 3) -> pd.DataFrame:
     counts = d.groupby(by)[x].nunique()
     return d[d[by].isin(counts[counts >= k].index)]
@@ -118,7 +120,8 @@ def exposure_pairs(final: pd.DataFrame, *, rel_tol: float = 0.1) -> pd.DataFrame
 
     Runs are matched by a `budget` or `train.exposures` column (equal positive values) when present, otherwise by
     the `exposures` column agreeing within rel_tol. Each pair compares the lowest and the highest ratio of a match:
-    difference in accuracy, its binomial SE and z.
+    difference in accuracy, its SE (clustered from acc_se when every run has one, else binomial), z, and the tokens
+    each side trained on (the runs differ in length by design).
     """
     d = final[(final["ratio"] > 0) & (final["ratio"] < 1)]
     budget = next((c for c in BUDGET_COLUMNS if c in d.columns), None)
@@ -137,10 +140,8 @@ def exposure_pairs(final: pd.DataFrame, *, rel_tol: float = 0.1) -> pd.DataFrame
         if g["ratio"].nunique() < 2:
             continue
         lo_r, hi_r = g["ratio"].min(), g["ratio"].max()
-        a = g[g["ratio"] == lo_r][["n_correct", "n_eval"]].sum()
-        b = g[g["ratio"] == hi_r][["n_correct", "n_eval"]].sum()
-        pa, pb = a["n_correct"] / a["n_eval"], b["n_correct"] / b["n_eval"]
-        se = math.sqrt(max(pa * (1 - pa) / a["n_eval"] + pb * (1 - pb) / b["n_eval"], 1e-12))
+        (pa, va, kind_a, ta), (pb, vb, kind_b, tb) = (_pair_side(g[g["ratio"] == r]) for r in (lo_r, hi_r))
+        se = math.sqrt(max(va + vb, 1e-12))
         rows.append(
             {
                 "size": g["size"].iloc[0],
@@ -148,14 +149,30 @@ def exposure_pairs(final: pd.DataFrame, *, rel_tol: float = 0.1) -> pd.DataFrame
                 "exposures": float(g["exposures"].median()),
                 "ratio_low": lo_r,
                 "acc_low": pa,
+                "tokens_low": ta,
                 "ratio_high": hi_r,
                 "acc_high": pb,
+                "tokens_high": tb,
                 "diff": pb - pa,
                 "se": se,
+                "se_kind": "clustered" if kind_a == kind_b == "clustered" else "binomial",
                 "z": (pb - pa) / se,
             }
         )
     return pd.DataFrame(rows)
+
+
+def _pair_side(runs: pd.DataFrame) -> tuple[float, float, str, float]:
+    """(accuracy, its variance, "clustered" when every run has acc_se (people as clusters) else "binomial", tokens)
+    of the runs on one side of an equal-exposure pair, pooled over their items."""
+    k, n = runs["n_correct"].sum(), runs["n_eval"].sum()
+    p = k / n
+    tokens = float(runs["tokens"].median()) if "tokens" in runs else math.nan
+    se = pd.to_numeric(runs["acc_se"], errors="coerce") if "acc_se" in runs else pd.Series(dtype=float)
+    if len(se) and se.notna().all() and (se > 0).all():
+        weights = runs["n_eval"] / n
+        return p, float(np.sum((weights * se) ** 2)), "clustered", tokens
+    return p, p * (1 - p) / n, "binomial", tokens
 
 
 def analyze(
@@ -185,7 +202,7 @@ def _analyze(df, n_boot, targets, level, seed, bits_per_param, person_bits) -> A
     a = Analysis(df=df, param_col=param_column(df), level=level)
     final = final_rows(main)
     mix = main_budget(final[(final["ratio"] > 0) & (final["ratio"] < 1)])
-    _fit_mixture_thresholds(a, mix, targets, n_boot, seed)
+    _fit_mixture_thresholds(a, final, mix, targets, n_boot, seed)
     _fit_control(a, final, n_boot, seed)
     _fit_theory_inputs(a, final, mix, bits_per_param, person_bits, n_boot, seed)
     _predict_thresholds(a, n_boot, seed)
@@ -196,16 +213,26 @@ def _analyze(df, n_boot, targets, level, seed, bits_per_param, person_bits) -> A
     return a
 
 
-def _fit_mixture_thresholds(a: Analysis, mix: pd.DataFrame, targets, n_boot: int, seed: int) -> None:
-    """r* per size and M* per ratio, each with its power law."""
+def knowledge_only_levels(final: pd.DataFrame, fraction: float = 0.5) -> dict:
+    """size -> `fraction` of the pooled accuracy of that size's knowledge-only (r = 1) final runs."""
+    know = final[final["ratio"] == 1.0]
+    sums = know.groupby("size")[["n_correct", "n_eval"]].sum()
+    return (fraction * sums["n_correct"] / sums["n_eval"]).to_dict()
+
+
+def _fit_mixture_thresholds(a: Analysis, final: pd.DataFrame, mix: pd.DataFrame, targets, n_boot: int, seed: int):
+    """r* per size (at half the size's knowledge-only accuracy where it has r = 1 runs) and M* per ratio (at the
+    fitted midpoint), each with its power law; the width of the transition in r against M."""
     kw = dict(n_boot=n_boot, level=a.level, seed=seed)
     pcol = a.param_col
     mr = _with_min_points(mix, "ratio", "size")
     if mr.empty:
         a.missing["r"] = "no model size has final mixture runs (0 < ratio < 1) at >= 3 ratios"
     else:
-        a.r_thresholds = fit_thresholds(mr, "ratio", "size", group_x=pcol, targets=targets, **kw)
+        levels = knowledge_only_levels(final)
+        a.r_thresholds = fit_thresholds(mr, "ratio", "size", group_x=pcol, targets=targets, levels=levels, **kw)
         a.r_power = threshold_power_law(a.r_thresholds, n_boot=n_boot, seed=seed)
+        a.width_power = _width_power_law(a.r_thresholds, n_boot, seed)
     mm = _with_min_points(mix, pcol, "ratio")
     if mm.empty:
         a.missing["M"] = "no ratio has final mixture runs at >= 3 model sizes"
@@ -214,16 +241,44 @@ def _fit_mixture_thresholds(a: Analysis, mix: pd.DataFrame, targets, n_boot: int
         a.m_power = threshold_power_law(a.m_thresholds, n_boot=n_boot, seed=seed)
 
 
+def _width_power_law(tset: ThresholdSet, n_boot: int, seed: int) -> PowerLawFit:
+    """Finite-size scaling: the sigmoid width w of each size (log-x units) as a power law of M."""
+    ok = tset.table[tset.table["ok"]]
+    rng = np.random.default_rng(seed)
+    draws = np.column_stack([rng.choice(tset.fits[key].boot[:, 1], n_boot) for key in ok[tset.by]]) if len(ok) else None
+    return fit_power_law(ok["M"], ok["w"], y_boot=draws, n_boot=n_boot, seed=seed, x_name="M", y_name="width w")
+
+
 def _fit_control(a: Analysis, final: pd.DataFrame, n_boot: int, seed: int) -> None:
-    """The knowledge-only (r = 1) control: accuracy vs M and how sharp it is."""
+    """The knowledge-only (r = 1) control: accuracy vs M, its jump test, and the mixtures' rise in M against it."""
     pcol = a.param_col
     know = final[final["ratio"] == 1.0]
     if know[pcol].nunique() < 3:
         a.missing["control"] = f"knowledge-only (ratio = 1) final runs at {know[pcol].nunique()} sizes; need >= 3"
-    else:
-        curve = Curve.from_frame(know, pcol)
-        a.control_fit = fit_sigmoid(curve, n_boot=n_boot, level=a.level, seed=seed)
-        a.control = sharpness(curve, fit=a.control_fit)
+        return
+    curve = Curve.from_frame(know, pcol)
+    a.control_fit = fit_sigmoid(curve, n_boot=n_boot, level=a.level, seed=seed)
+    a.control_jump = jump_test(curve, dispersion=a.control_fit.dispersion.phi, seed=seed)
+    if a.m_thresholds is not None and a.control_fit.ok:
+        a.control_ratio = _rise_against_control(a.m_thresholds, a.control_fit, a.level, seed)
+
+
+def _rise_against_control(tset: ThresholdSet, control: SigmoidFit, level: float, seed: int) -> pd.DataFrame:
+    """Per ratio: the 10%->90% rise factor in M of the mixture over that of the r = 1 control, with a CI from
+    independent draws of the two fits' widths (< 1: the mixture rises more sharply in M)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for key, fit in tset.fits.items():
+        if not fit.ok:
+            continue
+        n = min(len(fit.boot), len(control.boot))
+        w_mix, w_ctl = rng.choice(fit.boot[:, 1], n), rng.choice(control.boot[:, 1], n)
+        ratio_b = np.exp(2 * np.log(9.0) * (w_mix - w_ctl))
+        lo, hi = np.quantile(ratio_b, [(1 - level) / 2, (1 + level) / 2])
+        point = fit.span_factor / control.span_factor
+        rows.append({"ratio": key, "rise_mix": fit.span_factor, "rise_control": control.span_factor,
+                     "rise_over_control": point, "lo": lo, "hi": hi})  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def _fit_theory_inputs(
@@ -292,47 +347,87 @@ def _fit_frequency_thresholds(a: Analysis, groups: pd.DataFrame, targets, n_boot
         a.f_power = threshold_power_law(a.f_thresholds, n_boot=n_boot, seed=seed)
 
 
-def _fmt_fit_row(r: pd.Series, x: str) -> str:
-    return f"{x}* = {r['x_star']:.3g} {format_ci(r['x_star_lo'], r['x_star_hi'])}"
-
-
 def verdicts(a: Analysis) -> list[Verdict]:
     """One plain-language verdict per claim of the paper, computed from the analysis."""
+    feeds = ""
+    if a.r_thresholds is not None and len(a.r_thresholds.table):
+        kinds = sorted(set(a.r_thresholds.table["level_kind"].dropna()))
+        feeds = f"; thresholds at {' / '.join(kinds)}"
+    r_claim = "There is a phase transition (a jump) in the mixing ratio r"
+    m_claim = "At fixed r there is a phase transition (a jump) in model size M"
     return [
-        _verdict_transition(
-            a.r_thresholds, "ratio", "There is a sharp transition in the mixing ratio r", a.missing.get("r")
-        ),
-        _verdict_falls(a.r_power, "r* falls with model size M", a.missing.get("r")),
-        _verdict_transition(
-            a.m_thresholds, "M", "At fixed r there is a sharp transition in model size M", a.missing.get("M")
-        ),
+        _verdict_transition(a.r_thresholds, r_claim, a.missing.get("r")),
+        _verdict_falls(a.r_power, "r* falls with model size M", a.missing.get("r"), feeds),
+        _verdict_transition(a.m_thresholds, m_claim, a.missing.get("M")),
         _verdict_falls(a.m_power, "The critical size M* falls as r grows", a.missing.get("M")),
+        _verdict_sharpens(a),
         _verdict_exposures(a.exposure_pairs),
         _verdict_control(a),
+        _verdict_sharper_than_control(a),
         _verdict_theory(a),
         _verdict_growth(a),
         _verdict_frequency(a),
     ]
 
 
-def _verdict_transition(tset: ThresholdSet | None, x: str, claim: str, missing: str | None) -> Verdict:
+def _basis(tset: ThresholdSet) -> str:
+    """What a threshold verdict rests on: groups, points, seeds, and each fit's unit of resampling."""
+    parts = []
+    for _, r in tset.table.iterrows():
+        seeds = len(np.unique(tset.curves[r[tset.by]].seed))
+        unit = f", resampling {r['unit']}" if r["ok"] else ""
+        parts.append(f"{tset.by} {r[tset.by]}: {r['n_points']} {tset.x} values, {seeds} seed(s){unit}")
+    return "; ".join(parts)
+
+
+def _jump_part(key, by: str, fit: SigmoidFit, jump: JumpTest, gof_p: float) -> str:
+    head = f"{by} {key}: "
+    if not fit.ok:
+        return head + f"no sigmoid ({fit.reason}); {jump.describe()}"
+    text = head + f"{fit.x_name}* = {fit.x_star:.3g} {format_ci(*fit.ci['x_star'])}, {steepness(fit, jump.bound)}"
+    if np.isfinite(gof_p) and gof_p < LEVEL:
+        text += f"; the sigmoid does not fit (goodness of fit p = {gof_p:.2g})"
+    return text + f"; {jump.describe()}"
+
+
+def _verdict_transition(tset: ThresholdSet | None, claim: str, missing: str | None) -> Verdict:
+    """Jump test per group, Bonferroni over the groups tested: supported if one rejects; else not supported when
+    every tested group's rise is smoother than the bound (CI), inconclusive when a steeper rise is not excluded."""
     if tset is None:
         return Verdict(claim, "not testable", f"not testable: {missing}")
-    parts, sharp = [], 0
-    for _, r in tset.table.iterrows():
-        sh = tset.sharpness[r[tset.by]]
-        if r["ok"]:
-            sharp += bool(sh.sharp)
-            parts.append(f"{tset.by} {r[tset.by]}: {_fmt_fit_row(r, x)}, {sh.verdict}")
+    parts = [
+        _jump_part(r[tset.by], tset.by, tset.fits[r[tset.by]], tset.jumps[r[tset.by]], r["gof_p"])
+        for _, r in tset.table.iterrows()
+    ]
+    basis = _basis(tset)
+    tested = [k for k, j in tset.jumps.items() if j.tested]
+    if not tested:
+        why = f"no {tset.by} has the {MIN_POINTS} distinct {tset.x} values a jump test needs (4 parameters + 2)"
+        return Verdict(claim, "not testable", f"not testable: {why}. " + "; ".join(parts), basis)
+    alpha = LEVEL / len(tested)
+    jumps = [k for k in tested if tset.jumps[k].p_value <= alpha]
+    what = (
+        f"jump test (a change point against smooth curves no steeper than a 10%->90% rise factor of "
+        f"x{tset.jumps[tested[0]].bound:.2f}, that of acc ∝ {tset.x}^4) at level {LEVEL:g}, Bonferroni over "
+        f"{len(tested)} {tset.by} value(s)"
+    )
+    if jumps:
+        status, head = "supported", f"a jump at {tset.by} {', '.join(map(str, jumps))} by the {what}"
+    else:
+        steep = [k for k in tested if tset.fits[k].ok and tset.fits[k].ci["span_factor"][0] < tset.jumps[k].bound]
+        if steep:
+            status = "inconclusive"
+            head = (
+                f"the {what} does not reject, but the rise at {tset.by} {', '.join(map(str, steep))} may be "
+                "steeper than the bound (its CI reaches below it): more points on the rise would decide"
+            )
         else:
-            parts.append(f"{tset.by} {r[tset.by]}: no fit ({r['reason']})")
-    total = len(tset.table)
-    status = "supported" if sharp else "not supported"
-    head = f"sharp transition for {sharp} of {total} values of {tset.by}"
-    return Verdict(claim, status, head + ". " + "; ".join(parts))
+            status, head = "not supported", f"no jump: the {what} does not reject, and every rise is smoother"
+    return Verdict(claim, status, f"{status}: {head}. " + "; ".join(parts), basis)
 
 
-def _verdict_falls(pl: PowerLawFit | None, claim: str, missing: str | None) -> Verdict:
+def _verdict_falls(pl: PowerLawFit | None, claim: str, missing: str | None, feeds: str = "") -> Verdict:
+    """A power law's exponent k < 0: a verdict with >= 4 points, the direction only with 3, nothing with 2."""
     if pl is None:
         return Verdict(claim, "not testable", f"not testable: {missing}")
     if not pl.ok:
@@ -340,13 +435,29 @@ def _verdict_falls(pl: PowerLawFit | None, claim: str, missing: str | None) -> V
     lo, hi = pl.ci["k"]
     desc = (
         f"{pl.y_name} ∝ {pl.x_name}^k with k = {pl.k:.3g} {format_ci(lo, hi)} over {pl.n_points} points "
-        f"(bootstrap: {pl.method})"
+        f"(bootstrap: {pl.method}){feeds}"
     )
+    basis = f"{pl.n_points} values of {pl.x_name}, each point's bootstrap draws propagated"
+    if pl.n_points < MIN_POWER_LAW_SIZES - 1:
+        text = f"not testable: {desc}; a power law needs >= {MIN_POWER_LAW_SIZES} points (3 give its direction)"
+        return Verdict(claim, "not testable", text, basis)
+    if pl.n_points < MIN_POWER_LAW_SIZES:
+        direction = "falls" if hi < 0 else "rises" if lo > 0 else "has no clear direction"
+        return Verdict(claim, "inconclusive", f"inconclusive (direction only, 3 points): it {direction}; {desc}", basis)
     if hi < 0:
-        return Verdict(claim, "supported", f"supported: {desc}; the whole CI is below 0")
+        return Verdict(claim, "supported", f"supported: {desc}; the whole CI is below 0", basis)
     if lo > 0:
-        return Verdict(claim, "contradicted", f"contradicted: {desc}; it rises, the whole CI is above 0")
-    return Verdict(claim, "inconclusive", f"inconclusive: {desc}; the CI includes 0")
+        return Verdict(claim, "contradicted", f"contradicted: {desc}; it rises, the whole CI is above 0", basis)
+    return Verdict(claim, "not supported", f"not supported: {desc}; the CI includes 0", basis)
+
+
+def _verdict_sharpens(a: Analysis) -> Verdict:
+    claim = "The transition in r sharpens with scale (its width w falls with M)"
+    if a.width_power is None:
+        return Verdict(claim, "not testable", f"not testable: {a.missing.get('r')}")
+    v = _verdict_falls(a.width_power, claim, None)
+    v.text = v.text.replace("not supported:", "not supported (does not sharpen):", 1)
+    return v
 
 
 def _verdict_exposures(pairs: pd.DataFrame | None) -> Verdict:
@@ -359,28 +470,55 @@ def _verdict_exposures(pairs: pd.DataFrame | None) -> Verdict:
             "equal exposures (same `budget`/`train.exposures`, or `exposures` within 10%)",
         )
     parts = [
-        f"size {r['size']}, {r['match']}: r={r['ratio_low']:g} -> acc {r['acc_low']:.3f}, r={r['ratio_high']:g} -> "
-        f"acc {r['acc_high']:.3f} (difference {r['diff']:+.3f} ± {r['se']:.3f}, z = {r['z']:.1f})"
+        f"size {r['size']}, {r['match']}: r={r['ratio_low']:g} ({r['tokens_low']:.3g} tokens) -> acc "
+        f"{r['acc_low']:.3f}, r={r['ratio_high']:g} ({r['tokens_high']:.3g} tokens) -> acc {r['acc_high']:.3f} "
+        f"(difference {r['diff']:+.3f} ± {r['se']:.3f}, {r['se_kind']} SE, z = {r['z']:.1f})"
         for _, r in pairs.iterrows()
     ]
+    text = "; ".join(parts) + "; the runs of a pair differ in length: the low-ratio run trains longer to match"
+    basis = f"{len(pairs)} matched pair(s) of final runs"
     decisive = (pairs["diff"] >= 0.1) & (pairs["z"] >= 3)
     if decisive.any():
-        return Verdict(
-            claim, "supported", f"supported in {int(decisive.sum())} of {len(pairs)} matches: " + "; ".join(parts)
-        )
+        return Verdict(claim, "supported", f"supported in {int(decisive.sum())} of {len(pairs)} matches: {text}", basis)
     if (pairs["z"].abs() < 2).all():
-        return Verdict(claim, "contradicted", "contradicted: equal exposures give equal accuracy: " + "; ".join(parts))
-    return Verdict(claim, "inconclusive", "inconclusive: " + "; ".join(parts))
+        return Verdict(claim, "contradicted", f"contradicted: equal exposures give equal accuracy: {text}", basis)
+    return Verdict(claim, "inconclusive", f"inconclusive: {text}", basis)
 
 
 def _verdict_control(a: Analysis) -> Verdict:
-    claim = "Knowledge-only training (r = 1) improves smoothly with size (no sharp transition)"
-    if a.control is None:
+    claim = "Knowledge-only training (r = 1) improves smoothly with size (no jump)"
+    if a.control_fit is None:
         return Verdict(claim, "not testable", f"not testable: {a.missing.get('control')}")
-    if not a.control.ok:
-        return Verdict(claim, "not testable", f"not testable: the accuracy-vs-size fit failed ({a.control.reason})")
-    status = "contradicted" if a.control.sharp else "supported"
-    return Verdict(claim, status, f"{status}: {a.control.verdict}")
+    fit, jump = a.control_fit, a.control_jump
+    basis = f"{jump.n_points} sizes at r = 1; resampling {fit.unit or 'none'}"
+    if not fit.ok:
+        return Verdict(claim, "not testable", f"not testable: the accuracy-vs-size fit failed ({fit.reason})", basis)
+    desc = f"{steepness(fit, jump.bound)}; {jump.describe()}"
+    if not jump.tested:
+        return Verdict(claim, "inconclusive", f"inconclusive: {desc}", basis)
+    if jump.rejects:
+        return Verdict(claim, "contradicted", f"contradicted: it jumps: {desc}", basis)
+    return Verdict(claim, "supported", f"supported: no jump: {desc}", basis)
+
+
+def _verdict_sharper_than_control(a: Analysis) -> Verdict:
+    claim = "At fixed r, accuracy rises more sharply in M than the knowledge-only control does"
+    cr = a.control_ratio
+    if cr is None or cr.empty:
+        missing = a.missing.get("control") or a.missing.get("M") or "no fitted rise in M at both r < 1 and r = 1"
+        return Verdict(claim, "not testable", f"not testable: {missing}")
+    parts = [
+        f"r = {r['ratio']:g}: rise x{r['rise_mix']:.2f} vs the control's x{r['rise_control']:.2f}, ratio "
+        f"{r['rise_over_control']:.2f} {format_ci(r['lo'], r['hi'], '.2f')}"
+        for _, r in cr.iterrows()
+    ]
+    text = "; ".join(parts)
+    basis = f"{len(cr)} ratio(s) against the r = 1 curve; independent draws of the two fits' widths"
+    if (cr["hi"] < 1).any():
+        return Verdict(claim, "supported", f"supported at {int((cr['hi'] < 1).sum())} ratio(s): {text}", basis)
+    if (cr["lo"] > 1).all():
+        return Verdict(claim, "contradicted", f"contradicted: every mixture rises more slowly: {text}", basis)
+    return Verdict(claim, "inconclusive", f"inconclusive: the CIs include equal sharpness: {text}", basis)
 
 
 def _verdict_theory(a: Analysis) -> Verdict:

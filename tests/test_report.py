@@ -15,7 +15,9 @@ from analysis.verdicts import STATUSES, analyze, main_budget, verdicts
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results_small.csv"
 CLAIMS = {
-    "transition": "There is a sharp transition in the mixing ratio r",
+    "transition": "There is a phase transition (a jump) in the mixing ratio r",
+    "sharpens": "The transition in r sharpens with scale",
+    "sharper": "At fixed r, accuracy rises more sharply in M",
     "falls": "r* falls with model size M",
     "exposures": "At equal exposures",
     "control": "Knowledge-only training",
@@ -47,17 +49,25 @@ def test_report_on_fixture_writes_figures_tables_and_verdicts(report_dir):
         "per_attribute",
         "web_loss",
         "knowledge_control",
+        "width_vs_size",
     ):
         assert (report_dir / f"{png}.png").stat().st_size > 1000
         assert f"]({png}.png)" in text
     thresholds = pd.read_csv(report_dir / "thresholds_ratio.csv")
     assert thresholds["ok"].sum() == 4 and {"x_star_lo", "x_star_hi", "cross40", "cross80_hi"} <= set(thresholds)
+    assert {"x_level", "level", "jump_p", "gof_p", "dispersion", "unit"} <= set(thresholds)
     verdict_lines = [ln for ln in text.splitlines() if ln.startswith("- **")]
-    assert len(verdict_lines) == 9
+    assert len(verdict_lines) == 11
     assert all(re.search(r"— \*(" + "|".join(STATUSES) + r")\*", ln) for ln in verdict_lines)
     line = next(ln for ln in verdict_lines if CLAIMS["transition"] in ln)
-    assert "*supported*" in line and re.search(r"ratio\* = 0\.2\d+ \[0\.2\d+, 0\.2\d+\]", line)
+    # the rises are steeper than the bound, but only 1-2 sampled ratios lie on each: the jump test cannot decide
+    assert "*inconclusive*" in line and "more points on the rise would decide" in line
+    assert re.search(r"ratio\* = 0\.2\d+ \[0\.\d+, 0\.\d+\]", line) and "*Rests on:* size 1M: 8 ratio values" in line
     assert "*supported*" in next(ln for ln in verdict_lines if CLAIMS["falls"] in ln)
+    assert "*not supported*" in next(
+        ln for ln in verdict_lines if CLAIMS["sharpens"] in ln
+    )  # the fixture's w is constant
+    assert "*supported*" in next(ln for ln in verdict_lines if CLAIMS["sharper"] in ln)
     assert "*supported*" in next(ln for ln in verdict_lines if CLAIMS["control"] in ln)
     assert "*supported*" in next(ln for ln in verdict_lines if CLAIMS["theory"] in ln)
     assert "not testable: no per-group rows" in next(ln for ln in verdict_lines if CLAIMS["frequency"] in ln)
@@ -85,7 +95,6 @@ def test_flipping_the_data_flips_the_verdicts():
     assert _status(vs, "falls").status == "contradicted"
     assert _status(vs, "exposures").status == "contradicted"
     assert _status(vs, "theory").status == "not testable" and "ratio = 0" in _status(vs, "theory").text
-    assert _status(vs, "transition").status == "supported"
 
 
 def test_flat_accuracy_is_not_a_transition():
@@ -115,7 +124,8 @@ def test_report_on_an_external_table(tmp_path):
         main([f"--results={path}", f"--out={out}", "--external", "--n_eval=2500", "--n_boot=200"])
     text = (out / "report.md").read_text()
     assert "Ingested as an external table" in text and "n_eval = 2500" in text
-    assert "r* falls with model size M** — *supported*" in text
+    assert "There is a phase transition (a jump) in the mixing ratio r** — *supported*" in text  # 3 clean steps
+    assert "r* falls with model size M** — *inconclusive*. inconclusive (direction only, 3 points): it falls" in text
     assert "capacity-allocation theory predicts r*(M) from web-only and knowledge-only runs** — *not testable*" in text
     assert ingest_external(path, n_eval=2500)["size"].tolist()[0] == "70M"
 
@@ -150,7 +160,8 @@ def test_threshold_frequency_from_per_group_rows():
         a = analyze(both, n_boot=200, targets=())
     v = _status(verdicts(a), "frequency")
     assert v.status == "supported" and a.f_power.ci["k"][0] < -1.3 < a.f_power.ci["k"][1], v.text
-    assert _status(verdicts(a), "transition").status == "supported"  # per-group rows stay out of the r fits
+    without = verdicts(analyze(df, n_boot=200, targets=()))
+    assert _status(verdicts(a), "transition").text == _status(without, "transition").text  # per-group rows stay out
 
 
 def test_a_longer_equal_exposure_run_does_not_pool_with_the_grid():

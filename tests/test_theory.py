@@ -112,7 +112,9 @@ def test_observed_vs_predicted_recovers_the_miss(miss, agrees):
     assert len(cmp) >= 3
     assert np.median(cmp["obs_pred"]) == pytest.approx(miss, rel=0.15)
     covers = (cmp["obs_pred_lo"] <= 1) & (cmp["obs_pred_hi"] >= 1)
-    assert covers.all() if agrees else not covers.any()
+    # Each 95% CI misses the truth 5% of the time, so all of 4 cover only ~81% of the time; and 2 seeds give wide
+    # t intervals: allow one exception either way.
+    assert covers.sum() >= len(cmp) - 1 if agrees else covers.sum() <= 1
     assert pred.exponent == pytest.approx(-(wf.alpha + 1))
     sizes = predict("size", np.array([0.2, 0.4]), wf, cap, p, truth.total_bits, n_boot=200)
     expected = predicted_size([0.2, 0.4], A=wf.A, alpha=wf.alpha, c=cap.c, p=p, stored_bits=truth.total_bits / 2)

@@ -1,0 +1,148 @@
+"""Calibration of the analysis on simulated data whose truth is known: interval coverage, the jump test's
+false-positive rate per smooth null family, and its power against steps.
+
+Simulated evaluations are clustered as mixlab's are: each run evaluates `people` people on `items` items each, a
+person's items share a person-level accuracy drawn from a beta distribution whose intra-class correlation gives
+the design effect deff = 1 + (items - 1) rho, and each seed shifts the transition by exp(tau z) in x.
+
+    python -m analysis.calibration [--replicates=200] [--draws=99]   # prints the tables recorded in BUILD_NOTES.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analysis.curves import Curve
+from analysis.dispersion import estimate
+from analysis.jump import DEFAULT_BOUND, jump_batch
+from analysis.thresholds import sigmoid_curve
+
+DEMO_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+
+
+@dataclass(frozen=True)
+class Design:
+    """How a simulated size is evaluated: sampled x, people x items per run, design effect, seeds and their scatter."""
+
+    x: tuple[float, ...] = DEMO_RATIOS
+    people: int = 30
+    items: int = 25
+    deff: float = 2.0
+    seeds: int = 1
+    tau: float = 0.0  # sd of log x* between seeds
+
+
+def clustered_counts(p_RxX: np.ndarray, design: Design, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(n_correct, acc_se) of runs with true accuracies p, items clustered by person with the design's deff."""
+    rho = (design.deff - 1.0) / (design.items - 1.0)
+    p = np.clip(p_RxX, 1e-6, 1 - 1e-6)[..., None]
+    if rho > 0:
+        conc = 1.0 / rho - 1.0
+        person_p = rng.beta(p * conc, (1 - p) * conc, size=(*p_RxX.shape, design.people))
+    else:
+        person_p = np.broadcast_to(p, (*p_RxX.shape, design.people))
+    k_person = rng.binomial(design.items, person_p)
+    acc_person = k_person / design.items
+    se = acc_person.std(axis=-1, ddof=1) / np.sqrt(design.people)
+    return k_person.sum(axis=-1).astype(float), se
+
+
+def simulate_curve(truth: Callable[[np.ndarray], np.ndarray], design: Design, rng: np.random.Generator) -> Curve:
+    """One size's final rows: every x for every seed, the seed's curve shifted by exp(tau z) in x."""
+    x = np.asarray(design.x, float)
+    shifts = np.exp(design.tau * rng.standard_normal(design.seeds)) if design.tau > 0 else np.ones(design.seeds)
+    p = np.stack([truth(x / s) for s in shifts])
+    k, se = clustered_counts(p, design, rng)
+    n = np.full(k.shape, float(design.people * design.items))
+    seed = np.repeat(np.arange(design.seeds), len(x))
+    return Curve.from_arrays(np.tile(x, design.seeds), k.ravel(), n.ravel(), seed, x_name="ratio", se=se.ravel())
+
+
+def power_law(k: float, top: float = 0.9, x_top: float = 0.6) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda x: top * np.minimum(1.0, (x / x_top) ** k)
+
+
+def logistic_linear(scale: float, mid: float = 0.35, lo: float = 0.01, hi: float = 0.9):
+    return lambda x: lo + (hi - lo) / (1.0 + np.exp(-(x - mid) / scale))
+
+
+def hill(h: float, mid: float = 0.35, lo: float = 0.01, hi: float = 0.9):
+    return lambda x: lo + (hi - lo) * x**h / (x**h + mid**h)
+
+
+def step(at: float = 0.35, lo: float = 0.01, hi: float = 0.9):
+    return lambda x: np.where(x >= at, hi, lo)
+
+
+NULLS = {  # smooth curves at or within the pre-registered bound (rise factor >= 9^(1/4) = 1.73)
+    "power x^1": power_law(1),
+    "power x^2": power_law(2),
+    "power x^3": power_law(3),
+    "power x^4 (at the bound)": power_law(4),
+    "logistic in x, scale 0.05": logistic_linear(0.05),
+    "logistic in x, scale 0.1": logistic_linear(0.1),
+    "Hill 4": hill(4),
+    "Hill 8 (at the bound)": hill(8),
+}
+ALTERNATIVES = {
+    "step at 0.35": step(),
+    "step at 0.25": step(0.25),
+    "step of half height": step(hi=0.45),
+}
+
+
+def rejection_rate(
+    truth, design: Design, replicates: int, draws: int, seed: int = 0, bound: float = DEFAULT_BOUND
+) -> tuple[float, float]:
+    """Share of replicates in which the jump test rejects at 5%, and its Monte-Carlo standard error."""
+    rng = np.random.default_rng(seed)
+    curves = [simulate_curve(truth, design, rng) for _ in range(replicates)]
+    pooled = [c.pooled() for c in curves]
+    xs = pooled[0][0]
+    k = np.stack([p[1] for p in pooled])
+    n = np.stack([p[2] for p in pooled])
+    phi = np.array([estimate(c).phi for c in curves])
+    p = jump_batch(xs, k, n, phi, bound, draws, rng).p_R
+    rate = float(np.mean(p <= 0.05))
+    return rate, float(np.sqrt(max(rate * (1 - rate), 0.05 * 0.95) / replicates))
+
+
+def jump_table(replicates: int, draws: int, designs: dict[str, Design]) -> pd.DataFrame:
+    """Rejection rate of every null and alternative under every design."""
+    rows = []
+    for dname, design in designs.items():
+        for kind, curves in (("null", NULLS), ("step", ALTERNATIVES)):
+            for cname, truth in curves.items():
+                rate, se = rejection_rate(truth, design, replicates, draws)
+                rows.append({"design": dname, "kind": kind, "curve": cname, "rejects": rate, "mc_se": se})
+    return pd.DataFrame(rows)
+
+
+def sigmoid_truth(x_star: float = 0.3, w: float = 0.15, lo: float = 0.01, hi: float = 0.9):
+    return lambda x: sigmoid_curve(x, x_star, w, lo, hi)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replicates", type=int, default=200)
+    parser.add_argument("--draws", type=int, default=99)
+    args = parser.parse_args(argv)
+    designs = {
+        "6 ratios, deff 2": Design(),
+        "10 ratios, deff 2": Design(x=tuple(np.round(np.geomspace(0.1, 0.6, 10), 4))),
+        "6 ratios, deff 1": Design(deff=1.0),
+    }
+    t0 = time.perf_counter()
+    table = jump_table(args.replicates, args.draws, designs)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"({args.replicates} replicates x {args.draws} null draws each, {time.perf_counter() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
