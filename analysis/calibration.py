@@ -128,6 +128,19 @@ def sigmoid_truth(x_star: float = 0.3, w: float = 0.15, lo: float = 0.01, hi: fl
     return lambda x: sigmoid_curve(x, x_star, w, lo, hi)
 
 
+def simulate_sizes(
+    sizes: tuple[float, ...], x_star, width, design: Design, rng: np.random.Generator, lo: float = 0.01, hi: float = 0.9
+) -> pd.DataFrame:
+    """Final rows of several sizes M (sigmoids with x*(M) = x_star(M), w(M) = width(M)), in results-table columns."""
+    rows = []
+    for m in sizes:
+        c = simulate_curve(sigmoid_truth(x_star(m), width(m), lo, hi), design, rng)
+        for i in range(len(c)):
+            rows.append({"size": f"{m:g}", "params_non_embedding": m, "ratio": c.x[i], "seed": int(c.seed[i]),
+                         "n_correct": c.k[i], "n_eval": c.n[i], "acc": c.k[i] / c.n[i], "acc_se": c.se[i]})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=200)

@@ -121,8 +121,12 @@ def resample(
     unit: str = "item",
     phi: float = 1.0,
     phi_df: float = np.inf,
+    p_fit: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled bootstrap counts (k_BxX, n_BxX) at the curve's distinct x values; see the module docstring."""
+    """Pooled bootstrap counts (k_BxX, n_BxX) at the curve's distinct x values; see the module docstring.
+
+    p_fit (one per row) draws the items around a fitted curve instead of each row's observed accuracy (a parametric
+    bootstrap)."""
     if over not in OVER:
         raise ValueError(f"over must be one of {OVER}, got {over!r}")
     if unit not in UNITS:
@@ -135,7 +139,7 @@ def resample(
             rows[:, members] = members[rng.integers(0, len(members), (n_boot, len(members)))]
     k, n = curve.k[rows], curve.n[rows]
     if over in ("both", "items"):
-        p = k / n
+        p = k / n if p_fit is None else np.asarray(p_fit, float)[rows]
         if unit == "item":
             phi_b = (
                 np.full((n_boot, 1), phi)

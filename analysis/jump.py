@@ -40,7 +40,6 @@ LN9 = float(np.log(9.0))
 PROBIT_90 = 1.2815515655446004  # Phi^-1(0.9)
 DEFAULT_BOUND = 9.0**0.25  # no steeper than acc ∝ x^4, the steepest smooth null of the calibration
 MIN_POINTS = 6  # 4 parameters of each smooth curve + 2
-HINGE_GRID = 24
 STARTS_PER_FAMILY = 6
 
 
@@ -177,27 +176,35 @@ def fit_step(k_BxX: np.ndarray, n_BxX: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return ll.max(axis=1), gap, lo[rows, gap], hi[rows, gap]
 
 
+def hinge_corners(x_X: np.ndarray) -> np.ndarray:
+    """Candidate corners log c of the hinge: every sampled x but the last, and the geometric midpoints between."""
+    lx = np.log(x_X)
+    return np.sort(np.concatenate([lx[:-1], (lx[:-1] + lx[1:]) / 2]))
+
+
 def fit_hinge(x_X: np.ndarray, k_BxX: np.ndarray, n_BxX: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Best hinge p = min(1, a + s (log x - log c)_+), s >= 0, over a grid of c inside the sampled range:
+    """Best hinge p = min(1, a + s (log x - log c)_+), s >= 0, over the corners of `hinge_corners`:
     (loglik_B, theta_Bx3 = (log c, a, s))."""
-    b, lx = k_BxX.shape[0], np.log(x_X)
-    cs = np.linspace(lx[0], lx[-2], HINGE_GRID)
-    rows = np.repeat(np.arange(b), HINGE_GRID)
-    h_GxX = np.maximum(lx[None, :] - cs[:, None], 0.0)
-    h_RxX = np.tile(h_GxX, (b, 1))
+    b, lx, cs = k_BxX.shape[0], np.log(x_X), hinge_corners(x_X)
+    g = len(cs)
+    rows = np.repeat(np.arange(b), g)
+    h_RxX = np.tile(np.maximum(lx[None, :] - cs[:, None], 0.0), (b, 1))
 
     def model(theta, idx):
-        return np.minimum(theta[:, :1] + theta[:, 1:2] * h_RxX[idx], 1.0 - EPS)
+        raw = theta[:, :1] + theta[:, 1:2] * h_RxX[idx]
+        inside = raw < 1.0 - EPS
+        return np.minimum(raw, 1.0 - EPS), np.stack([inside * 1.0, inside * h_RxX[idx]], axis=-1)
 
     p = k_BxX / n_BxX
     a0 = np.clip(p[:, 0], 1e-3, 0.9)[rows]
     s0 = np.maximum((p[:, -1] - p[:, 0]) / max(lx[-1] - lx[0], 1e-9), 0.01)[rows]
-    theta0 = np.stack([a0, s0, np.zeros_like(a0), np.zeros_like(a0)], axis=1)
-    lower, upper = np.array([0.0, 0.0, 0.0, 0.0]), np.array([1.0, 1e4, 1e-12, 1e-12])
-    theta, ll = _fit_batch(model, theta0, lower, upper, k_BxX[rows], n_BxX[rows])
-    pick, rows = ll.reshape(b, HINGE_GRID).argmax(axis=1), np.arange(b)
-    best = theta.reshape(b, HINGE_GRID, 4)[rows, pick]
-    return ll.reshape(b, HINGE_GRID)[rows, pick], np.column_stack([cs[pick], best[:, 0], best[:, 1]])
+    objective = binomial_objective(k_BxX[rows], n_BxX[rows], model)
+    lower, upper = np.array([0.0, 0.0]), np.array([1.0, 1e4])
+    theta, _, _ = batched_minimize(objective, np.stack([a0, s0], axis=1), lower, upper, max_iter=100, tol=1e-10)
+    ll = binomial_loglik(model(theta, np.arange(len(theta)))[0], k_BxX[rows], n_BxX[rows]).reshape(b, g)
+    pick = ll.argmax(axis=1)
+    best = theta.reshape(b, g, 2)[np.arange(b), pick]
+    return ll[np.arange(b), pick], np.column_stack([cs[pick], best[:, 0], best[:, 1]])
 
 
 def fit_jump(x_X, k_BxX, n_BxX) -> tuple[np.ndarray, np.ndarray]:
@@ -315,6 +322,8 @@ def jump_test(
     base = dict(bound=bound, dispersion=dispersion, n_points=len(xs), x=xs, level=level)
     if len(xs) < MIN_POINTS:
         return JumpTest(False, f"{len(xs)} distinct {curve.x_name} values, fewer than the {MIN_POINTS} needed", **base)
+    if n_draws == 0:
+        return JumpTest(False, "not requested (n_draws=0)", **base)
     if not bound > 1.0 or not dispersion >= 1.0:
         raise ValueError(f"bound must be > 1 and dispersion >= 1, got bound={bound}, dispersion={dispersion}")
     res = jump_batch(xs, k[None], n[None], [dispersion], bound, n_draws, np.random.default_rng(seed))

@@ -261,7 +261,8 @@ def _bootstrap(
     `per_seed` (log x* of each seed's fit) the x* draws are the seeds' t interval instead."""
     msgs = []
     rng = np.random.default_rng(seed)
-    kb, nb = resample(curve, n_boot, rng, **resample_kw)
+    p_fit = _model(theta[None], np.log(curve.x))[0][0]  # parametric: items drawn around the fitted curve
+    kb, nb = resample(curve, n_boot, rng, **resample_kw, p_fit=p_fit)
     th_b, _, conv = batched_minimize(_objective(lx, kb, nb), np.broadcast_to(theta, (n_boot, 4)).copy(), lower, upper)
     if conv.mean() < 0.98:
         msgs.append(f"{(~conv).sum()} of {n_boot} bootstrap refits did not converge and were dropped")
@@ -516,7 +517,8 @@ def _group_row(key, g, x, by, group_x, levels, targets, kw, jump_kw) -> tuple[di
     level, level_kind = _level(levels, key, fit)
     x_level, (x_level_lo, x_level_hi) = fit.x_at(level) if fit.ok else (np.nan, (np.nan, np.nan))
     row.update(level=level, level_kind=level_kind, x_level=x_level, x_level_lo=x_level_lo, x_level_hi=x_level_hi)
-    row.update(span_factor=fit.span_factor if fit.ok else np.nan, resolved=fit.resolved)
+    on_rise = int(np.sum(np.abs(np.log(curve.xs) - np.log(fit.x_star)) <= LN9 * fit.w)) if fit.ok else 0
+    row.update(span_factor=fit.span_factor if fit.ok else np.nan, resolved=fit.resolved, points_on_rise=on_rise)
     row.update(dispersion=disp.phi, unit=fit.unit, gof_p=goodness_of_fit(fit, curve))
     row.update(jump_tested=jump.tested, jump_p=jump.p_value, jump_p_se=jump.p_mc_se, jump_lr=jump.lr)
     crosses = {}

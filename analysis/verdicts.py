@@ -232,7 +232,7 @@ def _fit_mixture_thresholds(a: Analysis, final: pd.DataFrame, mix: pd.DataFrame,
         levels = knowledge_only_levels(final)
         a.r_thresholds = fit_thresholds(mr, "ratio", "size", group_x=pcol, targets=targets, levels=levels, **kw)
         a.r_power = threshold_power_law(a.r_thresholds, n_boot=n_boot, seed=seed)
-        a.width_power = _width_power_law(a.r_thresholds, n_boot, seed)
+        a.width_power = width_power_law(a.r_thresholds, n_boot, seed)
     mm = _with_min_points(mix, pcol, "ratio")
     if mm.empty:
         a.missing["M"] = "no ratio has final mixture runs at >= 3 model sizes"
@@ -241,9 +241,10 @@ def _fit_mixture_thresholds(a: Analysis, final: pd.DataFrame, mix: pd.DataFrame,
         a.m_power = threshold_power_law(a.m_thresholds, n_boot=n_boot, seed=seed)
 
 
-def _width_power_law(tset: ThresholdSet, n_boot: int, seed: int) -> PowerLawFit:
-    """Finite-size scaling: the sigmoid width w of each size (log-x units) as a power law of M."""
-    ok = tset.table[tset.table["ok"]]
+def width_power_law(tset: ThresholdSet, n_boot: int, seed: int) -> PowerLawFit:
+    """Finite-size scaling: the sigmoid width w of each size (log-x units) as a power law of M, over the sizes whose
+    width the data resolve (>= 2 sampled x on the 10%->90% rise: with fewer, w is set by the grid, not the data)."""
+    ok = tset.table[tset.table["ok"] & (tset.table["points_on_rise"] >= 2)]
     rng = np.random.default_rng(seed)
     draws = np.column_stack([rng.choice(tset.fits[key].boot[:, 1], n_boot) for key in ok[tset.by]]) if len(ok) else None
     return fit_power_law(ok["M"], ok["w"], y_boot=draws, n_boot=n_boot, seed=seed, x_name="M", y_name="width w")
@@ -455,7 +456,14 @@ def _verdict_sharpens(a: Analysis) -> Verdict:
     claim = "The transition in r sharpens with scale (its width w falls with M)"
     if a.width_power is None:
         return Verdict(claim, "not testable", f"not testable: {a.missing.get('r')}")
+    t = a.r_thresholds.table
+    resolved = list(t.loc[t["ok"] & (t["points_on_rise"] >= 2), "size"])
+    if len(resolved) < MIN_POWER_LAW_SIZES - 1:
+        return Verdict(claim, "not testable", f"not testable: the data resolve the width of {len(resolved)} size(s) "
+                       f"({', '.join(map(str, resolved)) or 'none'}: >= 2 sampled ratios on the 10%->90% rise); a "
+                       f"width law needs >= {MIN_POWER_LAW_SIZES}")  # fmt: skip
     v = _verdict_falls(a.width_power, claim, None)
+    v.basis += "; only sizes with >= 2 sampled ratios on their 10%->90% rise"
     v.text = v.text.replace("not supported:", "not supported (does not sharpen):", 1)
     return v
 
