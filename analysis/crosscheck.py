@@ -56,8 +56,13 @@ def psignifit_fit(curve: Curve, *, beta_binomial: bool = True, level: float = 0.
     """psignifit's MAP x*, w, floor and ceiling with `level` credible intervals, as mixlab's parameters.
 
     One block per row of the curve (counts rounded to integers); beta_binomial=False fixes eta = 0 (binomial).
-    `at_edge` names threshold and/or width where its marginal posterior has more than EDGE_MASS in an end cell of
-    psignifit's grid (psignifit's own bound warning: the data do not bound it inside the prior's support).
+    deff is the design effect 1 + (n - 1) eta^2 of a block of the median size n, at eta's MAP and interval ends
+    (the MAP is often eta = 0, the mode of its prior: the interval is what carries the overdispersion).
+    `grid` says where psignifit's final grid fails the fit ("" when it does not): a threshold or width marginal
+    with more than EDGE_MASS in an end cell (psignifit's own bound warning), or a MAP outside the grid. The latter
+    happens with thousands of items per block: the coarse first grid cannot place a steep sigmoid, only a large
+    eta excuses its misfit, and the fine grid is cut to that eta range, so the intervals are those of a posterior
+    truncated to large overdispersion (too wide).
     """
     ps = _psignifit()
     data = np.column_stack([np.log(curve.x), np.rint(curve.k), np.rint(curve.n)])
@@ -69,9 +74,18 @@ def psignifit_fit(curve: Curve, *, beta_binomial: bool = True, level: float = 0.
         warnings.simplefilter("ignore", RuntimeWarning)  # log(0) on grid cells the data exclude
         res = ps.psignifit(data, **conf)
     est, ci = res.parameter_estimate, {p: np.asarray(v[str(level)]) for p, v in res.confidence_intervals.items()}
-    eta, n_block = float(est["eta"]), float(np.median(data[:, 2]))
-    margins = res.marginal_posterior_values
-    edges = [p for p in ("threshold", "width") if max(margins[p][[0, -1]] / margins[p].sum()) > EDGE_MASS]
+    etas = {"eta": float(est["eta"])}
+    etas["eta_lo"], etas["eta_hi"] = (float(e) for e in ci["eta"]) if beta_binomial else (0.0, 0.0)
+    n_block = float(np.median(data[:, 2]))
+    margins, grid = res.marginal_posterior_values, res.parameter_values
+    problems = [
+        f"{p} at edge" for p in ("threshold", "width") if max(margins[p][[0, -1]] / margins[p].sum()) > EDGE_MASS
+    ]
+    problems += [
+        f"MAP {p} {est[p]:.3g} off grid [{g[0]:.3g}, {g[-1]:.3g}]"
+        for p, g in sorted(grid.items())
+        if len(g) > 1 and not g[0] <= est[p] <= g[-1]
+    ]
     return {
         "x_star": float(np.exp(est["threshold"])),
         "x_star_lo": float(np.exp(ci["threshold"][0])),
@@ -81,11 +95,9 @@ def psignifit_fit(curve: Curve, *, beta_binomial: bool = True, level: float = 0.
         "w_hi": float(ci["width"][1]) / (2 * LN19),
         "lo": float(est["gamma"]),
         "hi": 1.0 - float(est["lambda"]),
-        "eta": eta,
-        "eta_lo": float(ci["eta"][0]) if beta_binomial else 0.0,
-        "eta_hi": float(ci["eta"][1]) if beta_binomial else 0.0,
-        "deff": 1.0 + (n_block - 1.0) * eta**2,
-        "at_edge": ",".join(edges),
+        **etas,
+        **{k.replace("eta", "deff"): 1.0 + (n_block - 1.0) * e**2 for k, e in etas.items()},
+        "grid": "; ".join(problems),
     }
 
 
@@ -150,15 +162,15 @@ COLUMNS = {  # printed column: header
     "ps_w": "ps w",
     "ps_w_ci": "ps w CI",
     "mix_phi": "phi",
-    "ps_deff": "ps deff",
-    "ps_at_edge": "ps at edge",
+    "ps_deff_ci": "ps deff CI",
+    "ps_grid": "ps grid",
 }
 
 
 def format_table(table: pd.DataFrame) -> str:
     """The comparison as text: point estimates and [lo, hi] intervals to 3 significant figures."""
     out = table.copy()
-    for p in ("mix_x_star", "ps_x_star", "bin_x_star", "mix_w", "ps_w"):
+    for p in ("mix_x_star", "ps_x_star", "bin_x_star", "mix_w", "ps_w", "ps_deff"):
         out[f"{p}_ci"] = [f"[{a:.3g}, {b:.3g}]" for a, b in zip(out[f"{p}_lo"], out[f"{p}_hi"], strict=True)]
     out = out[list(COLUMNS)].rename(columns=COLUMNS)
     return out.to_string(index=False, float_format=lambda v: f"{v:.3g}")
