@@ -38,7 +38,9 @@ setup(
             "nbformat>=5.10",
             "ipykernel>=6.29",
             "ruff>=0.6",
+            "psignifit==4.3",
         ],
+        "crosscheck": ["psignifit==4.3"],  # analysis.crosscheck (GPL-3; needs only scipy and matplotlib)
         "gpu": ["jax[cuda12]"],
     },
 )
