@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,8 +21,11 @@ import pandas as pd
 
 from analysis.curves import Curve
 from analysis.dispersion import estimate
+from analysis.fitting import FitWarning
 from analysis.jump import DEFAULT_BOUND, jump_batch
-from analysis.thresholds import sigmoid_curve
+from analysis.scaling import threshold_power_law
+from analysis.thresholds import fit_sigmoid, fit_thresholds, sigmoid_curve
+from analysis.verdicts import width_power_law
 
 DEMO_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 
@@ -141,6 +145,45 @@ def simulate_sizes(
     return pd.DataFrame(rows)
 
 
+def interval_coverage(design: Design, replicates: int, n_boot: int = 400, seed: int = 1) -> dict[str, float]:
+    """Share of replicates whose 95% CIs of x* and w cover the truth (x* = 0.3, w = 0.15), and of fits that
+    succeed."""
+    rng = np.random.default_rng(seed)
+    hits, fits = np.zeros(2), 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        for r in range(replicates):
+            fit = fit_sigmoid(simulate_curve(sigmoid_truth(0.3, 0.15), design, rng), n_boot=n_boot, seed=r)
+            if fit.ok:
+                fits += 1
+                hits += [fit.ci["x_star"][0] <= 0.3 <= fit.ci["x_star"][1], fit.ci["w"][0] <= 0.15 <= fit.ci["w"][1]]
+    return {"x_star": hits[0] / max(fits, 1), "w": hits[1] / max(fits, 1), "fitted": fits / replicates}
+
+
+SIZES = (1e6, 2e6, 4e6, 8e6, 16e6)
+WIDE_RATIOS = tuple(np.round(np.geomspace(0.05, 0.8, 10), 4))
+
+
+def scaling_coverage(width, replicates: int, design: Design = Design(x=WIDE_RATIOS), seed: int = 2) -> dict:
+    """Over replicates of 5 sizes with r* = 0.3 (M / 1e6)^-0.5 and width w(M): the share whose exponent CI covers
+    -0.5, whose width-slope CI covers the truth (0 for a constant width, else the given slope), and that call the
+    transition sharpening (width-slope CI below 0)."""
+    rng = np.random.default_rng(seed)
+    true_slope = float(np.log(width(2e6) / width(1e6)) / np.log(2.0))
+    k_hits = w_hits = sharpens = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        for r in range(replicates):
+            df = simulate_sizes(SIZES, lambda m: 0.3 * (m / 1e6) ** -0.5, width, design, rng)
+            ts = fit_thresholds(df, "ratio", "size", group_x="params_non_embedding", n_boot=400, targets=(),
+                                seed=r, jump_draws=0)  # fmt: skip
+            k, w = threshold_power_law(ts, seed=r).ci["k"], width_power_law(ts, 1000, r).ci["k"]
+            k_hits += k[0] <= -0.5 <= k[1]
+            w_hits += w[0] <= true_slope <= w[1]
+            sharpens += w[1] < 0
+    return {"exponent": k_hits / replicates, "width_slope": w_hits / replicates, "sharpens": sharpens / replicates}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=200)
@@ -153,8 +196,27 @@ def main(argv: list[str] | None = None) -> None:
     }
     t0 = time.perf_counter()
     table = jump_table(args.replicates, args.draws, designs)
+    print("jump test: share of replicates rejected at 5% (null: false positives; step: power)")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"({args.replicates} replicates x {args.draws} null draws each, {time.perf_counter() - t0:.0f} s)")
+    print(f"({args.replicates} replicates x {args.draws} null draws each, {time.perf_counter() - t0:.0f} s)\n")
+    eight = tuple(np.round(np.geomspace(0.1, 0.6, 8), 4))
+    rows = []
+    for name, design in {
+        "6 ratios, deff 2, 1 seed": Design(),
+        "8 ratios, deff 2, 1 seed": Design(x=eight),
+        "8 ratios, deff 2, 2 seeds, tau 0.05": Design(x=eight, seeds=2, tau=0.05),
+        "8 ratios, deff 2, 3 seeds, tau 0.05": Design(x=eight, seeds=3, tau=0.05),
+    }.items():
+        rows.append({"design": name, **interval_coverage(design, args.replicates)})
+    print("coverage of the 95% intervals of x* and w (sigmoid x* = 0.3, w = 0.15; n_boot 400)")
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    rows = [
+        {"width": "constant 0.15", **scaling_coverage(lambda m: 0.15, args.replicates)},
+        {"width": "0.2 (M/1e6)^-0.3", **scaling_coverage(lambda m: 0.2 * (m / 1e6) ** -0.3, args.replicates)},
+    ]
+    print("\n5 sizes, r* = 0.3 (M/1e6)^-0.5, 10 ratios 0.05-0.8, deff 2: coverage of the exponent and width slope")
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"(total {time.perf_counter() - t0:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -160,7 +160,8 @@ def ingest_external(source: str | Path | pd.DataFrame, *, n_eval: int | None = N
 
     Required: ratio, acc, and params_non_embedding or params_total (numbers or labels like '70M'). Counts for the
     binomial likelihood come from, in order: n_correct + n_eval columns; an n_eval column; acc_se (effective
-    n = acc (1 - acc) / acc_se^2); the `n_eval` argument. Notes on what was derived are in df.attrs["ingest_notes"].
+    n = acc (1 - acc) / acc_se^2); the `n_eval` argument. Rows that are means over several seeds carry `n_seeds`
+    and their sd `acc_sd` (n_eval is then per seed). Notes on what was derived are in df.attrs["ingest_notes"].
     """
     df = read_table(source) if not isinstance(source, pd.DataFrame) else source.copy()
     df.columns = [str(c).strip() for c in df.columns]
@@ -178,6 +179,7 @@ def ingest_external(source: str | Path | pd.DataFrame, *, n_eval: int | None = N
     if (df["acc"] > 1).any():
         raise ResultsFormatError(f"acc must be a fraction in [0, 1]; max is {df['acc'].max():g} (percent? /100)")
     _derive_counts(df, n_eval, notes)
+    _pool_seeds(df, notes)
     if "size" not in df.columns:
         df["size"] = df[list(PARAM_COLUMNS)].bfill(axis=1).iloc[:, 0].map(size_label)
         notes.append("size labels derived from the parameter counts")
@@ -226,6 +228,21 @@ def _derive_counts(df: pd.DataFrame, n_eval: int | None, notes: list[str]) -> No
             "a column n_eval, a column acc_se, or pass n_eval=... (report: --n_eval)"
         )
     df["n_correct"] = (df["acc"] * df["n_eval"]).round()
+
+
+def _pool_seeds(df: pd.DataFrame, notes: list[str]) -> None:
+    """Rows that are means over `n_seeds` seeds (with their sd `acc_sd`): counts over all seeds' items, so the
+    pooled row holds n_seeds x n_eval items; the dispersion between seeds comes from acc_sd (analysis/dispersion.py)."""
+    if "n_seeds" not in df.columns:
+        if "acc_sd" in df.columns:
+            raise ResultsFormatError("column acc_sd (sd over seeds) needs a column n_seeds (how many seeds)")
+        return
+    m = pd.to_numeric(df["n_seeds"], errors="coerce")
+    if m.isna().any() or (m < 1).any():
+        raise ResultsFormatError("column n_seeds must be a number >= 1 in every row")
+    df["n_eval"] = df["n_eval"] * m
+    df["n_correct"] = (df["acc"] * df["n_eval"]).round()
+    notes.append("rows are means over n_seeds seeds: counts pooled over their items; seed scatter from acc_sd")
 
 
 def final_rows(df: pd.DataFrame) -> pd.DataFrame:

@@ -90,9 +90,16 @@ def _figures(a: Analysis) -> dict[str, tuple[str, object]]:
             plots.threshold_scaling(a.r_thresholds, a.r_power, a.theory_r),
         )
         figs["width_vs_size"] = (
-            "10%→90% rise factor of each size's sigmoid vs M, with its CI",
-            plots.plot_width_vs_size(_rise_factors(a.r_thresholds), ylabel="10%→90% rise factor x90 / x10"),
+            "Width w of each size's sigmoid vs M with its CI, and the power law of the sizes whose rise the grid "
+            "resolves (>= 2 sampled ratios on it)",
+            plots.plot_width_vs_size(_widths(a.r_thresholds), a.width_power, ylabel="width w (log-r units)"),
         )
+        for size, test in a.r_thresholds.jumps.items():
+            if test.tested:
+                figs[f"jump_test_{size}"] = (
+                    f"Jump test, size {size}: {test.describe()}",
+                    plots.plot_jump_test(a.r_thresholds.curves[size], test, label=f"size {size}"),
+                )
     if a.m_thresholds is not None:
         figs["accuracy_vs_size"] = (
             "Accuracy vs M per ratio, sigmoid fit and its bootstrap band",
@@ -111,11 +118,10 @@ def _figures(a: Analysis) -> dict[str, tuple[str, object]]:
     return figs
 
 
-def _rise_factors(tset: ThresholdSet) -> pd.DataFrame:
-    """The fitted sizes' 10%->90% rise factors in the columns plots.plot_width_vs_size reads."""
+def _widths(tset: ThresholdSet) -> pd.DataFrame:
+    """The fitted sizes' widths w in the columns plots.plot_width_vs_size reads."""
     t = tset.table[tset.table["ok"]]
-    cols = {tset.by: "size", "M": "params", "span_factor": "width"}
-    cols |= {"span_factor_lo": "width_lo", "span_factor_hi": "width_hi"}
+    cols = {tset.by: "size", "M": "params", "w": "width", "w_lo": "width_lo", "w_hi": "width_hi"}
     return t[list(cols)].rename(columns=cols)
 
 

@@ -279,23 +279,26 @@ def _bootstrap(
 
 
 def _bracket(name: str, xs: np.ndarray, lx: np.ndarray, theta: np.ndarray, ci: dict) -> str:
-    """If no sampled x lies on the rise (5% to 95% of it), widen `ci` in place and say so; else return "".
+    """If fewer than 2 sampled x lie on the rise (5% to 95% of it), widen `ci` in place and say so; else "".
 
-    Then the data only bracket the transition: x* is known to lie between the two grid points around it, and w is
-    only bounded above by their spacing.
+    Then the data only bracket the transition: the likelihood is flat along the ridge of steeper curves through the
+    points (a bootstrap that refits from the estimate stays on it), so x* is only known to lie between the last
+    sampled x below the rise and the first above it, and w is only bounded above by their spacing.
     """
     w = float(np.exp(theta[1]))
     z = (lx - theta[0]) / w
-    if np.any(np.abs(z) <= np.log(19.0)):
+    on_rise = int(np.sum(np.abs(z) <= np.log(19.0)))
+    if on_rise >= 2:
         return ""
-    j = int(np.clip(np.searchsorted(xs, float(np.exp(theta[0]))), 1, len(xs) - 1))
-    gap = lx[j] - lx[j - 1]
-    ci["x_star"] = (min(ci["x_star"][0], float(xs[j - 1])), max(ci["x_star"][1], float(xs[j])))
-    ci["w"] = (0.0, max(ci["w"][1], gap / (2 * LN9)))
-    ci["span_factor"] = (1.0, max(ci["span_factor"][1], float(np.exp(gap))))
+    below = int(np.flatnonzero(z < -np.log(19.0))[-1]) if np.any(z < -np.log(19.0)) else 0
+    above = int(np.flatnonzero(z > np.log(19.0))[0]) if np.any(z > np.log(19.0)) else len(xs) - 1
+    gap = lx[above] - lx[below]
+    ci["x_star"] = (min(ci["x_star"][0], float(xs[below])), max(ci["x_star"][1], float(xs[above])))
+    ci["w"] = (0.0, max(ci["w"][1], gap / (2 * np.log(19.0))))
+    ci["span_factor"] = (1.0, max(ci["span_factor"][1], float(np.exp(LN9 * gap / np.log(19.0)))))
     return (
-        f"no sampled {name} lies on the rise, which happens between {name}={xs[j - 1]:g} and "
-        f"{name}={xs[j]:g}: x* is bracketed by them and w is only bounded above"
+        f"{on_rise or 'no'} sampled {name} on the rise, which lies between {name}={xs[below]:g} and "
+        f"{name}={xs[above]:g}: x* is bracketed by them and w is only bounded above"
     )
 
 

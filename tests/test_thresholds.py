@@ -175,7 +175,7 @@ def test_transition_beyond_range_found_by_unconstrained_fit_is_rejected():
 def test_unresolved_step_warns_and_brackets_threshold():
     x = GRID
     k = np.where(x < 0.2, 1, 900)
-    with pytest.warns(FitWarning, match="no sampled ratio lies on the rise"):
+    with pytest.warns(FitWarning, match="no sampled ratio on the rise"):
         fit = fit_sigmoid(Curve.from_arrays(x, k, np.full(len(x), 1000), x_name="ratio"), n_boot=200)
     assert fit.ok and not fit.resolved
     below, above = x[x < 0.2].max(), x[x >= 0.2].min()
