@@ -101,6 +101,15 @@ ALTERNATIVES = {
 }
 
 
+def steep_sigmoid(rise: float, mid: float = 0.35, lo: float = 0.01, hi: float = 0.9):
+    """A sigmoid in log x whose 10%->90% rise spans a factor `rise` in x (smooth, but steeper than the bound)."""
+    w = float(np.log(rise) / (2 * np.log(9.0)))
+    return lambda x: sigmoid_curve(x, mid, w, lo, hi)
+
+
+STEEP = {f"sigmoid in log x, rise x{f:g}": steep_sigmoid(f) for f in (1.1, 1.3, 1.5)}  # power short of a step
+
+
 def rejection_rate(
     truth, design: Design, replicates: int, draws: int, seed: int = 0, bound: float = DEFAULT_BOUND
 ) -> tuple[float, float]:
@@ -121,7 +130,7 @@ def jump_table(replicates: int, draws: int, designs: dict[str, Design]) -> pd.Da
     """Rejection rate of every null and alternative under every design."""
     rows = []
     for dname, design in designs.items():
-        for kind, curves in (("null", NULLS), ("step", ALTERNATIVES)):
+        for kind, curves in (("null", NULLS), ("step", ALTERNATIVES), ("steep", STEEP)):
             for cname, truth in curves.items():
                 rate, se = rejection_rate(truth, design, replicates, draws)
                 rows.append({"design": dname, "kind": kind, "curve": cname, "rejects": rate, "mc_se": se})

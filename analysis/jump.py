@@ -6,9 +6,11 @@ range (a power law acc ∝ x^k rises within 9^(1/k): x^3 within 2.08, x^4 within
 
 - H0, smooth with bounded steepness: logistic and probit curves in log x (Hill curves are the logistic in log x) and
   in x, and the capped power law lo + (hi - lo) min(1, (x / x_c)^k); each constrained to a rise factor >= `bound`.
-- H1, change point (cf. R's chngpt): a step (lo below c, hi from c on, c between two sampled x) and a hinge (flat,
-  then linear in log x from c, capped at 1).
-- Statistic: LR = 2 [max loglik H1 - max loglik H0], quasi-binomial (counts divided by the dispersion phi).
+- H1: the same smooth families at any steepness, and change points (cf. R's chngpt): a step (lo below c, hi from c
+  on, c between two sampled x) and a ramp (a hinge up to a plateau: flat at lo, linear in log x between two sampled
+  x at most RAMP_SPAN grid steps apart, flat at hi), which can be as steep as the grid can show.
+- Statistic: LR = 2 [max loglik H1 - max loglik H0] >= 0 (H0 lies inside H1), quasi-binomial (counts divided by
+  the dispersion phi). Rejecting says: the curve rises more steeply than any smooth curve within the bound allows.
 - Null distribution: a parametric bootstrap from the best H0 fit (the least favourable smooth curve the data allow)
   with the same dispersion, both hypotheses refitted to every draw. p = (1 + #{LR* >= LR}) / (B + 1), whose
   Monte-Carlo standard error is reported beside it.
@@ -176,42 +178,44 @@ def fit_step(k_BxX: np.ndarray, n_BxX: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return ll.max(axis=1), gap, lo[rows, gap], hi[rows, gap]
 
 
-def hinge_corners(x_X: np.ndarray) -> np.ndarray:
-    """Candidate corners log c of the hinge: every sampled x but the last, and the geometric midpoints between."""
-    lx = np.log(x_X)
-    return np.sort(np.concatenate([lx[:-1], (lx[:-1] + lx[1:]) / 2]))
+RAMP_SPAN = 3  # a ramp runs between sampled x at most this many grid steps apart (steeper rises are what it is for)
 
 
-def fit_hinge(x_X: np.ndarray, k_BxX: np.ndarray, n_BxX: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Best hinge p = min(1, a + s (log x - log c)_+), s >= 0, over the corners of `hinge_corners`:
-    (loglik_B, theta_Bx3 = (log c, a, s))."""
-    b, lx, cs = k_BxX.shape[0], np.log(x_X), hinge_corners(x_X)
-    g = len(cs)
+def ramp_corners(x_X: np.ndarray) -> np.ndarray:
+    """Corner pairs (i, j) of the ramp: sampled x_i < x_j at most RAMP_SPAN grid steps apart. [G, 2]"""
+    n = len(x_X)
+    return np.array([(i, j) for i in range(n - 1) for j in range(i + 1, min(i + RAMP_SPAN, n - 1) + 1)])
+
+
+def fit_ramp(x_X: np.ndarray, k_BxX: np.ndarray, n_BxX: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Best ramp per data set: flat at lo up to x_i, linear in log x to hi at x_j, flat after (a hinge up to a
+    plateau; with x_i, x_j adjacent it is as steep as the grid can show), over the pairs of `ramp_corners`:
+    (loglik_B, theta_Bx4 = (log c1, log c2, lo, hi))."""
+    b, lx, pairs = k_BxX.shape[0], np.log(x_X), ramp_corners(x_X)
+    g = len(pairs)
     rows = np.repeat(np.arange(b), g)
-    h_RxX = np.tile(np.maximum(lx[None, :] - cs[:, None], 0.0), (b, 1))
+    t_GxX = np.clip((lx[None, :] - lx[pairs[:, :1]]) / (lx[pairs[:, 1:]] - lx[pairs[:, :1]]), 0.0, 1.0)
+    t_RxX = np.tile(t_GxX, (b, 1))
 
     def model(theta, idx):
-        raw = theta[:, :1] + theta[:, 1:2] * h_RxX[idx]
-        inside = raw < 1.0 - EPS
-        return np.minimum(raw, 1.0 - EPS), np.stack([inside * 1.0, inside * h_RxX[idx]], axis=-1)
+        t = t_RxX[idx]
+        return theta[:, :1] * (1 - t) + theta[:, 1:2] * t, np.stack([1 - t, t], axis=-1)
 
     p = k_BxX / n_BxX
-    a0 = np.clip(p[:, 0], 1e-3, 0.9)[rows]
-    s0 = np.maximum((p[:, -1] - p[:, 0]) / max(lx[-1] - lx[0], 1e-9), 0.01)[rows]
+    theta0 = np.stack([np.clip(p[:, 0], 1e-3, 0.5)[rows], np.clip(p[:, -1], 0.5, 1 - 1e-3)[rows]], axis=1)
     objective = binomial_objective(k_BxX[rows], n_BxX[rows], model)
-    lower, upper = np.array([0.0, 0.0]), np.array([1.0, 1e4])
-    theta, _, _ = batched_minimize(objective, np.stack([a0, s0], axis=1), lower, upper, max_iter=100, tol=1e-10)
+    theta, _, _ = batched_minimize(objective, theta0, np.zeros(2), np.ones(2), max_iter=100, tol=1e-10)
     ll = binomial_loglik(model(theta, np.arange(len(theta)))[0], k_BxX[rows], n_BxX[rows]).reshape(b, g)
     pick = ll.argmax(axis=1)
-    best = theta.reshape(b, g, 2)[np.arange(b), pick]
-    return ll[np.arange(b), pick], np.column_stack([cs[pick], best[:, 0], best[:, 1]])
+    best, corners = theta.reshape(b, g, 2)[np.arange(b), pick], lx[pairs[pick]]
+    return ll[np.arange(b), pick], np.column_stack([corners, best])
 
 
 def fit_jump(x_X, k_BxX, n_BxX) -> tuple[np.ndarray, np.ndarray]:
-    """Best change-point model per data set: (loglik_B, 0 = step / 1 = hinge)."""
+    """Best change-point model per data set: (loglik_B, 0 = step / 1 = ramp)."""
     step = fit_step(k_BxX, n_BxX)[0]
-    hinge = fit_hinge(x_X, k_BxX, n_BxX)[0]
-    return np.maximum(step, hinge), (hinge > step).astype(int)
+    ramp = fit_ramp(x_X, k_BxX, n_BxX)[0]
+    return np.maximum(step, ramp), (ramp > step).astype(int)
 
 
 @dataclass
@@ -230,7 +234,7 @@ class JumpTest:
     smooth_family: str = ""
     smooth_theta: np.ndarray = field(default_factory=lambda: np.full(4, np.nan))
     jump_model: str = ""
-    jump_theta: np.ndarray = field(default_factory=lambda: np.full(3, np.nan))  # see jump_curve
+    jump_theta: np.ndarray = field(default_factory=lambda: np.full(4, np.nan))  # see jump_curve
     gof_p: float = np.nan  # goodness of fit of the best smooth curve: Pearson X^2 / phi vs chi2(X - 4)
     x: np.ndarray = field(default_factory=lambda: np.empty(0))
     level: float = 0.05
@@ -245,12 +249,16 @@ class JumpTest:
         return family.curve(self.smooth_theta[None, :], np.asarray(x, float), self.bound)[0]
 
     def jump_curve(self, x) -> np.ndarray:
-        """The best change-point fit at x (for figures). jump_theta is (log c, lo, hi) of a step, placed at the
-        geometric middle of its gap, or (log c, a, s) of a hinge."""
-        lx, (log_c, u, v) = np.log(np.asarray(x, float)), self.jump_theta
-        if self.jump_model == "step":
-            return np.where(lx < log_c, u, v)
-        return np.minimum(u + v * np.maximum(lx - log_c, 0.0), 1.0)
+        """The best H1 fit at x (for figures). For a step or ramp, jump_theta is (log c1, log c2, lo, hi): a ramp from
+        lo at c1 to hi at c2, or a step (c1 = c2, placed at the geometric middle of its gap); for a smooth family
+        steeper than the bound, that family's parameters."""
+        family = next((f for f in FAMILIES if self.jump_model.startswith(f.name)), None)
+        if family is not None:
+            return family.curve(self.jump_theta[None, :], np.asarray(x, float), UNBOUNDED)[0]
+        lx, (c1, c2, lo, hi) = np.log(np.asarray(x, float)), self.jump_theta
+        if c2 <= c1:
+            return np.where(lx < c1, lo, hi)
+        return lo + (hi - lo) * np.clip((lx - c1) / (c2 - c1), 0.0, 1.0)
 
     def describe(self) -> str:
         if not self.tested:
@@ -272,12 +280,32 @@ class _Batch:
     theta_RxP: np.ndarray
     jump_R: np.ndarray
     p_hat_RxX: np.ndarray
+    steep_RxP: np.ndarray  # the best unbounded smooth fit, where it is the best H1 model
+
+
+UNBOUNDED = 1.0 + 1e-6  # the smooth families' "bound" in H1: any steepness
+
+
+def _unbounded_starts(x_X: np.ndarray, theta_FxRxP: np.ndarray, bound: float) -> np.ndarray:
+    """The bounded fits as starts of the unbounded ones (the linear families' scale offset re-expressed)."""
+    out = theta_FxRxP.copy()
+    for f, family in enumerate(FAMILIES):
+        if not family.log_x:
+            shift = (family.scale_bound(bound) - family.scale_bound(UNBOUNDED)) * out[f, :, 0]
+            out[f, :, 1] += shift
+    return out
 
 
 def _lr(x_X, kq_RxX, nq_RxX, bound, theta0_FxRxP=None):
+    """LR of H1 (change points, and the smooth families at any steepness) against H0 (the bounded families):
+    (lr_R, H0 logliks FxR, H0 thetas FxRxP, best H1 model_R: 0 step, 1 ramp, 2 + f family f, H1 thetas FxRxP)."""
     ll0_FxR, theta_FxRxP = fit_smooth(x_X, kq_RxX, nq_RxX, bound, theta0_FxRxP)
-    ll1, which = fit_jump(x_X, kq_RxX, nq_RxX)
-    return np.maximum(2.0 * (ll1 - ll0_FxR.max(axis=0)), 0.0), ll0_FxR, theta_FxRxP, which
+    ll_steep_FxR, steep_FxRxP = fit_smooth(x_X, kq_RxX, nq_RxX, UNBOUNDED, _unbounded_starts(x_X, theta_FxRxP, bound))
+    ll_jump, which = fit_jump(x_X, kq_RxX, nq_RxX)
+    steep_best = ll_steep_FxR.max(axis=0)
+    which = np.where(steep_best > ll_jump, 2 + ll_steep_FxR.argmax(axis=0), which)
+    ll1 = np.maximum(ll_jump, steep_best)
+    return np.maximum(2.0 * (ll1 - ll0_FxR.max(axis=0)), 0.0), ll0_FxR, theta_FxRxP, which, steep_FxRxP
 
 
 def jump_batch(x_X, k_RxX, n_RxX, phi_R, bound: float, n_draws: int, rng: np.random.Generator) -> _Batch:
@@ -285,7 +313,7 @@ def jump_batch(x_X, k_RxX, n_RxX, phi_R, bound: float, n_draws: int, rng: np.ran
     r = k_RxX.shape[0]
     phi = np.asarray(phi_R, float)[:, None]
     with single_thread_blas():
-        lr, ll0_FxR, theta_FxRxP, which = _lr(x_X, k_RxX / phi, n_RxX / phi, bound)
+        lr, ll0_FxR, theta_FxRxP, which, steep_FxRxP = _lr(x_X, k_RxX / phi, n_RxX / phi, bound)
         best = np.argmax(ll0_FxR, axis=0)
         theta = theta_FxRxP[best, np.arange(r)]
         p_hat = np.stack([FAMILIES[f].curve(theta[i : i + 1], x_X, bound)[0] for i, f in enumerate(best)])
@@ -294,18 +322,20 @@ def jump_batch(x_X, k_RxX, n_RxX, phi_R, bound: float, n_draws: int, rng: np.ran
         kb = rng.binomial(n_eff[:, None, :], p_hat[:, None, :], size=(r, n_draws, len(x_X))).astype(float)
         nb = np.broadcast_to(n_eff[:, None, :].astype(float), kb.shape)
         starts = np.repeat(theta_FxRxP, n_draws, axis=1)  # each draw starts from its curve's fits
-        lrb, _, _, _ = _lr(x_X, kb.reshape(r * n_draws, -1), nb.reshape(r * n_draws, -1), bound, starts)
+        lrb = _lr(x_X, kb.reshape(r * n_draws, -1), nb.reshape(r * n_draws, -1), bound, starts)[0]
     exceed = (lrb.reshape(r, n_draws) >= lr[:, None] - 1e-9).sum(axis=1)
-    return _Batch(lr, (1.0 + exceed) / (n_draws + 1.0), best, theta, which, p_hat)
+    steep = steep_FxRxP[np.clip(which - 2, 0, None), np.arange(r)]
+    return _Batch(lr, (1.0 + exceed) / (n_draws + 1.0), best, theta, which, p_hat, steep)
 
 
 def _jump_theta(x_X: np.ndarray, kq_1xX: np.ndarray, nq_1xX: np.ndarray, model: str) -> np.ndarray:
-    """Parameters of the best `model` for one curve: step (log c, lo, hi), hinge (log c, a, s)."""
-    if model == "hinge":
-        return fit_hinge(x_X, kq_1xX, nq_1xX)[1][0]
+    """(log c1, log c2, lo, hi) of the best `model` for one curve (a step has c1 = c2)."""
+    if model == "ramp":
+        return fit_ramp(x_X, kq_1xX, nq_1xX)[1][0]
     _, gap, lo, hi = fit_step(kq_1xX, nq_1xX)
     lx = np.log(x_X)
-    return np.array([0.5 * (lx[gap[0]] + lx[gap[0] + 1]), lo[0], hi[0]])
+    c = 0.5 * (lx[gap[0]] + lx[gap[0] + 1])
+    return np.array([c, c, lo[0], hi[0]])
 
 
 def jump_test(
@@ -328,7 +358,12 @@ def jump_test(
         raise ValueError(f"bound must be > 1 and dispersion >= 1, got bound={bound}, dispersion={dispersion}")
     res = jump_batch(xs, k[None], n[None], [dispersion], bound, n_draws, np.random.default_rng(seed))
     p, p_hat = float(res.p_R[0]), res.p_hat_RxX[0]
-    jump_model = ("step", "hinge")[int(res.jump_R[0])]
+    code = int(res.jump_R[0])
+    if code >= 2:
+        jump_model, jump_theta = f"{FAMILIES[code - 2].name} steeper than the bound", res.steep_RxP[0]
+    else:
+        jump_model = ("step", "ramp")[code]
+        jump_theta = _jump_theta(xs, k[None] / dispersion, n[None] / dispersion, jump_model)
     pearson = float(np.sum((k - n * p_hat) ** 2 / (n * p_hat * (1 - p_hat))) / dispersion)
     return JumpTest(
         True,
@@ -340,7 +375,7 @@ def jump_test(
         smooth_family=FAMILIES[int(res.family_R[0])].name,
         smooth_theta=res.theta_RxP[0],
         jump_model=jump_model,
-        jump_theta=_jump_theta(xs, k[None] / dispersion, n[None] / dispersion, jump_model),
+        jump_theta=jump_theta,
         gof_p=float(chi2.sf(pearson, len(xs) - 4)),
         **base,
     )

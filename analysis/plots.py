@@ -366,11 +366,11 @@ def plot_jump_test(points: Curve, test: JumpTest, *, label: str = "") -> Figure:
         smooth = f"best smooth curve: {test.smooth_family}, rise factor ≥ {test.bound:.3g}"
         ax.plot(grid, test.smooth_curve(grid), color="C0", lw=1.8, label=smooth)
         ax.plot(grid, test.jump_curve(grid), color="C3", ls="--", lw=1.8, label=f"best change point: {test.jump_model}")
-        c = float(np.exp(test.jump_theta[0]))
+        c1, c2 = np.exp(test.jump_theta[:2])
         if test.jump_model == "step":
-            ax.axvspan(xs[xs < c].max(), xs[xs > c].min(), color="C3", alpha=0.08, lw=0, label="gap holding the step")
-        else:
-            ax.axvline(c, color="C3", ls=":", lw=1, label="hinge point")
+            ax.axvspan(xs[xs < c1].max(), xs[xs > c1].min(), color="C3", alpha=0.08, lw=0, label="gap holding the step")
+        elif test.jump_model == "ramp":
+            ax.axvspan(c1, c2, color="C3", alpha=0.08, lw=0, label="the ramp's rise")
         head += f": LR = {test.lr:.2f}, p = {test.p_value:.3f} ± {test.p_mc_se:.3f}"
     else:
         head += ": not run"

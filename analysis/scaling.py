@@ -24,6 +24,8 @@ from analysis.curves import Curve
 from analysis.fitting import batched_minimize, huber, percentile_ci, single_thread_blas, surface_warnings
 from analysis.thresholds import ThresholdSet, crossing
 
+MIN_FIT_P = 0.01  # goodness-of-fit p-value below which a threshold does not enter a power law
+
 
 def lbfgsb_multistart(fun, starts, bounds) -> tuple[object, list[str]]:
     """Best scipy L-BFGS-B result (analytic gradient: fun returns (f, g)) over starts, and its warnings."""
@@ -268,13 +270,14 @@ def fit_power_law(
 
 def threshold_power_law(tset: ThresholdSet, *, n_boot: int = 1000, seed: int = 0, **kwargs) -> PowerLawFit:
     """Power law of the thresholds x_level (the crossing of each group's accuracy level, see fit_thresholds)
-    against the group variable M of a ThresholdSet.
+    against the group variable M of a ThresholdSet. A sigmoid that fails its goodness of fit (p < MIN_FIT_P) is
+    left out: no law rests on a curve that does not describe its data.
 
     r* vs M: fit_thresholds(final, x="ratio", by="size", group_x=param column). M* vs r: fit_thresholds(final,
     x=param column, by="ratio"). f* vs M: x="frequency", by="size". Each point's bootstrap draws are propagated.
     """
     t = tset.table
-    ok = t[t["ok"] & np.isfinite(t["x_level"])] if len(t) else t
+    ok = t[t["ok"] & np.isfinite(t["x_level"]) & ~(t["gof_p"] < MIN_FIT_P)] if len(t) else t
     name_y = f"{tset.x}*"
     if len(ok) < 2:
         reasons = "; ".join(f"{r[tset.by]}: {r['reason']}" for _, r in t[~t["ok"]].iterrows()) if len(t) else ""

@@ -20,6 +20,7 @@ from analysis.fitting import FitWarning
 from analysis.io import final_rows, param_column
 from analysis.jump import MIN_POINTS, JumpTest, jump_test
 from analysis.scaling import (
+    MIN_FIT_P,
     PowerLawFit,
     WebLossFit,
     compare_growth,
@@ -244,7 +245,8 @@ def _fit_mixture_thresholds(a: Analysis, final: pd.DataFrame, mix: pd.DataFrame,
 def width_power_law(tset: ThresholdSet, n_boot: int, seed: int) -> PowerLawFit:
     """Finite-size scaling: the sigmoid width w of each size (log-x units) as a power law of M, over the sizes whose
     width the data resolve (>= 2 sampled x on the 10%->90% rise: with fewer, w is set by the grid, not the data)."""
-    ok = tset.table[tset.table["ok"] & (tset.table["points_on_rise"] >= 2)]
+    t = tset.table
+    ok = t[t["ok"] & (t["points_on_rise"] >= 2) & ~(t["gof_p"] < MIN_FIT_P)]
     rng = np.random.default_rng(seed)
     draws = np.column_stack([rng.choice(tset.fits[key].boot[:, 1], n_boot) for key in ok[tset.by]]) if len(ok) else None
     return fit_power_law(ok["M"], ok["w"], y_boot=draws, n_boot=n_boot, seed=seed, x_name="M", y_name="width w")
@@ -409,7 +411,8 @@ def _verdict_transition(tset: ThresholdSet | None, claim: str, missing: str | No
     jumps = [k for k in tested if tset.jumps[k].p_value <= alpha]
     what = (
         f"jump test (a change point against smooth curves no steeper than a 10%->90% rise factor of "
-        f"x{tset.jumps[tested[0]].bound:.2f}, that of acc ∝ {tset.x}^4) at level {LEVEL:g}, Bonferroni over "
+        f"x{tset.jumps[tested[0]].bound:.2f}, that of acc ∝ {tset.x}^4, fixed before the data: the steepest smooth "
+        f"curve of the calibration, whose false-positive rate is measured) at level {LEVEL:g}, Bonferroni over "
         f"{len(tested)} {tset.by} value(s)"
     )
     if jumps:

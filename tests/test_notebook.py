@@ -23,6 +23,6 @@ def test_notebook_executes_on_the_fixture(monkeypatch):
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-    assert "r* = 0.2" in text and "[inconclusive] There is a phase transition (a jump) in the mixing ratio r" in text
+    assert "r* = 0.2" in text and "[supported] There is a phase transition (a jump) in the mixing ratio r" in text
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 4

@@ -194,9 +194,9 @@ def test_fit_thresholds_on_simulated_table_and_against_tokens():
     assert not t.loc["1M", "ok"]  # its true r* = 0.85 lies beyond the largest ratio, 0.7
     assert t.loc[["2M", "3M", "5M", "8M"], "ok"].all()
     assert (np.diff(t.loc[["2M", "3M", "5M", "8M"], "x_star"]) < 0).all()
-    # 8 ratios: every size gets a jump test. The rises (x1.42) are steeper than the bound (x1.73), but at most two
-    # sampled ratios (a factor 1.33-1.5 apart) lie on each, so a smooth curve at the bound fits as well: no rejection.
-    assert t["jump_tested"].all() and (t["jump_p"] > 0.05).all()
+    # 8 ratios: every size gets a jump test. The rises (x1.42) are steeper than the bound (x1.73); where sampled
+    # ratios fall on the rise (3M) the test sees it, elsewhere a smooth curve at the bound fits the few points as well.
+    assert t["jump_tested"].all() and t.loc["3M", "jump_p"] <= 0.01 and (t["jump_p"] <= 0.05).sum() < 5
     run = df[df["run_id"] == "mix-5M-r0.3-s0"]
     along = fit_sigmoid(Curve.from_frame(run, "tokens"), n_boot=200)
     assert not along.ok or along.x_star <= run["tokens"].max()
