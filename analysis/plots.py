@@ -175,7 +175,8 @@ def phase_diagram(df: pd.DataFrame, tset: ThresholdSet | None = None, *, value: 
 
 
 def accuracy_curves(df: pd.DataFrame, x: str = "ratio", by: str | None = "size", tset=None) -> Figure:
-    """Accuracy vs x (log axis), one colour per `by` group: pooled counts +- binomial SE, fitted sigmoid and its band.
+    """Accuracy vs x (log axis), one colour per `by` group: pooled counts +- SE, fitted sigmoid and its band. The SE is
+    binomial times sqrt(phi), the dispersion of the group's fit (analysis/dispersion.py), where there is a fit.
 
     `tset` is a ThresholdSet for the same x/by, or a single SigmoidFit when by is None. The rows are drawn as given:
     pass the rows the fits were made on.
@@ -187,14 +188,16 @@ def accuracy_curves(df: pd.DataFrame, x: str = "ratio", by: str | None = "size",
         return _empty(fig, ax, "no rows")
     groups = [(None, d)] if by is None else [(k, d[d[by] == k]) for k in _order(d, by)]
     palette = sns.color_palette("viridis", len(groups))
-    levels = set()
+    levels, phis = set(), []
     for (key, g), colour in zip(groups, palette, strict=True):
         pooled = g.groupby(x)[["n_correct", "n_eval"]].sum()
         acc = pooled["n_correct"] / pooled["n_eval"]
-        se = np.sqrt(acc * (1 - acc) / pooled["n_eval"])
+        fit = tset if isinstance(tset, SigmoidFit) else (tset.fits.get(key) if tset is not None else None)
+        phi = fit.dispersion.phi if fit is not None and fit.ok else 1.0
+        phis.append(phi)
+        se = np.sqrt(phi * acc * (1 - acc) / pooled["n_eval"])
         label = f"{by} {_plain(key) if isinstance(key, float) else key}" if by else "data"
         ax.errorbar(pooled.index, acc, yerr=se, fmt="o", color=colour, label=label, ms=5, capsize=2)
-        fit = tset if isinstance(tset, SigmoidFit) else (tset.fits.get(key) if tset is not None else None)
         if fit is not None and fit.ok:
             levels.add(fit.level)
             _fit_with_band(ax, fit, np.geomspace(pooled.index.min(), pooled.index.max(), 200), colour, lw=1.5)
@@ -206,7 +209,8 @@ def accuracy_curves(df: pd.DataFrame, x: str = "ratio", by: str | None = "size",
     seeds = _seed_note(d, [c for c in (by, x) if c], "pooled counts of")
     bands = "/".join(f"{v:.0%}" for v in sorted(levels))
     fits = f"\nlines: sigmoid fit with its {bands} bootstrap band; dotted: {_symbol(x)}*" if levels else ""
-    ax.set_title(f"Accuracy vs {_axis_name(x)}\npoints: {seeds} ± binomial SE{fits}", fontsize="medium")
+    err = "binomial SE" if max(phis, default=1.0) <= 1.0 else "binomial SE × √φ (dispersion of each fit)"
+    ax.set_title(f"Accuracy vs {_axis_name(x)}\npoints: {seeds} ± {err}{fits}", fontsize="medium")
     ax.legend(fontsize="small", ncol=2)
     return fig
 
