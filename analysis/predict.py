@@ -38,8 +38,8 @@ from analysis.theory import (
     predict,
     predicted_fraction,
 )
-from analysis.thresholds import ThresholdSet, fit_thresholds, sigmoid_curve
-from analysis.verdicts import format_ci, main_budget
+from analysis.thresholds import ThresholdSet, fit_thresholds, format_ci, sigmoid_curve
+from analysis.verdicts import main_budget
 from data_gen.synbio_fields import bits_per_person
 
 MIN_SIZES = 3  # fitted thresholds the empirical power law needs
@@ -170,7 +170,7 @@ def _laws_by_people(mix: pd.DataFrame, param_col: str, n_boot: int, seed: int, l
     laws, counts = {}, []
     for people, g in groups:
         kw = dict(n_boot=n_boot, seed=seed, level=level)
-        tset = fit_thresholds(main_budget(g), "ratio", "size", group_x=param_col, targets=(), **kw)
+        tset = fit_thresholds(main_budget(g), "ratio", "size", group_x=param_col, targets=(), jump_draws=0, **kw)
         ok = tset.table[tset.table["ok"]]
         counts.append(f"{len(ok)} at N = {people:g}" if known else f"{len(ok)}")
         if len(ok) >= MIN_SIZES:

@@ -15,8 +15,8 @@ import pandas as pd
 
 from analysis import plots
 from analysis.io import final_rows, ingest_external, load_results
-from analysis.thresholds import ThresholdSet
-from analysis.verdicts import Analysis, analyze, format_ci, main_budget, verdicts
+from analysis.thresholds import ThresholdSet, format_ci
+from analysis.verdicts import Analysis, analyze, main_budget, verdicts
 
 METHOD_MD = [
     "## Method",

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.curves import Curve
-from analysis.fitting import FitWarning
+from analysis.fitting import FitWarning, percentile_ci
 from analysis.io import final_rows, param_column
 from analysis.jump import MIN_POINTS, JumpTest, jump_test
 from analysis.scaling import (
@@ -277,7 +277,7 @@ def _rise_against_control(tset: ThresholdSet, control: SigmoidFit, level: float,
         n = min(len(fit.boot), len(control.boot))
         w_mix, w_ctl = rng.choice(fit.boot[:, 1], n), rng.choice(control.boot[:, 1], n)
         ratio_b = np.exp(2 * np.log(9.0) * (w_mix - w_ctl))
-        lo, hi = np.quantile(ratio_b, [(1 - level) / 2, (1 + level) / 2])
+        lo, hi = percentile_ci(ratio_b, level)
         point = fit.span_factor / control.span_factor
         rows.append({"ratio": key, "rise_mix": fit.span_factor, "rise_control": control.span_factor,
                      "rise_over_control": point, "lo": lo, "hi": hi})  # fmt: skip
