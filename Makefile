@@ -16,10 +16,10 @@ demo: $(STAMP)
 	$(PY) -m experiments.demo
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2
+	$(PY) -m mixlab.host pytest -n 2
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -n 2 -m slow
+	$(PY) -m mixlab.host pytest -n 2 -m slow
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

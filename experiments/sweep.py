@@ -42,7 +42,7 @@ from ml_collections import ConfigDict
 from tqdm import tqdm
 
 from experiments import results
-from mixlab import run_folder
+from mixlab import host, run_folder
 from mixlab.config import ConfigError, override, validate, with_run_length
 from mixlab.run_folder import LOG_FILE, read_status
 
@@ -192,8 +192,9 @@ def cpu_slots(workers: int, cpus: Sequence[int] | None = None) -> list[tuple[int
 
 
 def worker_env(threads: int, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment of a training subprocess limited to `threads` threads (XLA CPU and numpy/BLAS pools)."""
-    env = dict(os.environ if base is None else base)
+    """Environment of a training subprocess limited to `threads` threads (XLA CPU and numpy/BLAS pools), with
+    mixlab.host's malloc tuning (so the trainer need not re-exec itself)."""
+    env = host.tuned_env(os.environ if base is None else base)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(threads)
     xla_flags = env.get("XLA_FLAGS", "").split()

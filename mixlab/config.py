@@ -29,6 +29,7 @@ STEP_KEYS = ("train.num_steps", "train.tokens", "train.exposures")
 # computes. Entries ending in "." are prefixes.
 RUNTIME_KEYS = (
     "sharding.",
+    "model.attention",
     "train.log_every",
     "train.eval_every",
     "train.checkpoint_every",
@@ -74,6 +75,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model = dict(
         size="t57k",
         dtype="float32",
+        attention="auto",  # mixlab.attention.IMPLEMENTATIONS: how attention is computed, not what
         num_layers=placeholder(int),
         D=placeholder(int),
         H=placeholder(int),

@@ -19,7 +19,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from mixlab import distributed, train
+from mixlab import distributed, host, train
 from mixlab.config import ConfigError, ConfigMismatchError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config: path/to/config.py[:arg].")
@@ -60,6 +60,7 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
+    host.reexec_tuned()
     flags.mark_flags_as_required(["config", "workdir"])
     app.run(main)
 

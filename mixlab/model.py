@@ -2,7 +2,8 @@
 
 Architecture (Pythia): rotary position embeddings on the first `rotary_dim` dims of each head (rotate-half, GPT-NeoX
 style), parallel residual x + attn(ln1(x)) + mlp(ln2(x)) (configurable), GeLU MLP with F = 4D, LayerNorm with bias,
-a final LayerNorm, untied input/output embeddings (configurable), causal attention via jax.nn.dot_product_attention.
+a final LayerNorm, untied input/output embeddings (configurable), causal attention by mixlab.attention (`attention`
+picks the implementation; all compute the same function).
 Parameters are float32; compute runs in `dtype`; logits are float32.
 
 Every parameter carries logical axis names (flax `out_sharding` metadata, mapped to mesh axes by mixlab.sharding):
@@ -28,6 +29,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import nnx
+
+from mixlab import attention as attention_lib
 
 # One table of size presets. Pythia sizes follow the published configs; "50m", "95m", "120m", "256m" are our
 # Pythia-style shapes (head dim 64; names give the total count at V=50304). Tiny presets "t<N>" are named by their
@@ -78,6 +81,7 @@ class ModelConfig:
     tie_embeddings: bool = False
     dtype: str = "float32"
     ln_eps: float = 1e-5
+    attention: str = "auto"  # a mixlab.attention.IMPLEMENTATIONS name
 
     def __post_init__(self):
         if self.F is None:
@@ -92,6 +96,8 @@ class ModelConfig:
             raise ValueError(f"model.rotary_fraction must be in [0, 1], got {self.rotary_fraction}")
         if self.dtype not in DTYPES:
             raise ValueError(f"model.dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+        if self.attention not in attention_lib.IMPLEMENTATIONS:
+            raise ValueError(f"model.attention must be one of {attention_lib.IMPLEMENTATIONS}, got {self.attention!r}")
 
     @property
     def K(self) -> int:
@@ -105,8 +111,8 @@ class ModelConfig:
 
     @classmethod
     def from_config(cls, model_cfg: Mapping[str, Any], vocab_size: int, max_len: int) -> ModelConfig:
-        """Build from config.model: `size` (a SIZES key), `dtype`, and optional overrides (None = preset)."""
-        known = {"size", "dtype", *OVERRIDABLE}
+        """From config.model: `size` (a SIZES key), `dtype`, `attention`, and optional overrides (None = preset)."""
+        known = {"size", "dtype", "attention", *OVERRIDABLE}
         for key in model_cfg:
             if key not in known:
                 raise ValueError(f"unknown key model.{key}; known keys: {sorted(known)}")
@@ -115,8 +121,8 @@ class ModelConfig:
             raise ValueError(f"model.size={size!r} is not a preset; choose one of {list(SIZES)}")
         fields = dict(SIZES[size])
         fields.update({k: model_cfg[k] for k in OVERRIDABLE if k in model_cfg and model_cfg[k] is not None})
-        dtype = model_cfg["dtype"] if "dtype" in model_cfg else "float32"
-        return cls(vocab_size=vocab_size, max_len=max_len, dtype=dtype, **fields)
+        options = {k: model_cfg[k] for k in ("dtype", "attention") if k in model_cfg}
+        return cls(vocab_size=vocab_size, max_len=max_len, **options, **fields)
 
 
 def _param(init, key: jax.Array, shape: tuple[int, ...], names: tuple[str | None, ...]) -> nnx.Param:
@@ -161,6 +167,12 @@ class LayerNorm(nnx.Module):
         var = jnp.square(x - mean).mean(-1, keepdims=True)
         y = (x - mean) * jax.lax.rsqrt(var + self.eps) * self.scale[...] + self.bias[...]
         return y.astype(self.dtype)
+
+
+def gelu(x: jax.Array) -> jax.Array:
+    """Exact GeLU, x * Phi(x), through erf: jax.nn.gelu(approximate=False) goes through erfc, whose exp and branch
+    select cost ~2x on XLA CPU; the two differ by < 1e-6 (tests/test_model.py)."""
+    return x * (0.5 + 0.5 * jax.lax.erf(x * (1.0 / math.sqrt(2.0))).astype(x.dtype))
 
 
 def rotary(x_BxLxHxK: jax.Array, rotary_dim: int, base: float) -> jax.Array:
@@ -209,13 +221,13 @@ class Block(nnx.Module):
         q_BxLxHxK, k_BxLxHxK, v_BxLxHxK = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         q_BxLxHxK = rotary(q_BxLxHxK, self.cfg.rotary_dim, self.cfg.rotary_base)
         k_BxLxHxK = rotary(k_BxLxHxK, self.cfg.rotary_dim, self.cfg.rotary_base)
-        o_BxLxHxK = jax.nn.dot_product_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, is_causal=True)
+        o_BxLxHxK = attention_lib.causal_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, self.cfg.attention)
         return dense(o_BxLxHxK, self._w(self.out_w, dt), in_dims=2) + self._w(self.out_b, dt)
 
     def mlp(self, x_BxLxD: jax.Array) -> jax.Array:
         dt = x_BxLxD.dtype
         h_BxLxF = dense(x_BxLxD, self._w(self.mlp_in_w, dt)) + self._w(self.mlp_in_b, dt)
-        h_BxLxF = _constrain(self.constrain, jax.nn.gelu(h_BxLxF, approximate=False), ("batch", None, "act_mlp"))
+        h_BxLxF = _constrain(self.constrain, gelu(h_BxLxF), ("batch", None, "act_mlp"))
         return dense(h_BxLxF, self._w(self.mlp_out_w, dt)) + self._w(self.mlp_out_b, dt)
 
     def __call__(self, x_BxLxD: jax.Array) -> jax.Array:

@@ -11,19 +11,31 @@ the core would give if it were ours alone).
 
     taskset -c 0 env XLA_FLAGS=--xla_cpu_multi_thread_eigen=false python -m experiments.benchmarks.train \\
         --sizes=t25k,t57k,t100k,t224k --vocab=1024 --seq_len=256 --batch=8 --steps=60
+
+With --baseline=<checkout of another commit> (e.g. `git worktree add /tmp/base 28f675b`), each round runs, in child
+processes on the same flags and in rotating order, the baseline's bench as it was (glibc malloc defaults), the
+baseline under mixlab.host's malloc tuning, and this bench; the table gives each arm's median tokens/s over the
+rounds and the ratios new / baseline (what a user gains) and new / tuned baseline (what the code alone buys). Pin the
+parent with taskset: the children inherit the core.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import jax
 import ml_collections
 import numpy as np
 
-from mixlab import metrics, sharding, step
+from mixlab import host, metrics, sharding, step
 from mixlab.config import base_config
 from mixlab.mixture import Batch
 from mixlab.model import ModelConfig, param_counts
@@ -42,7 +54,7 @@ def _batches(n: int, B: int, L: int, V: int, seed: int) -> list[Batch]:
 def bench_size(size: str, args: argparse.Namespace) -> dict:
     """Compile and time one model size; returns a row of measurements."""
     cfg = base_config()
-    cfg.model.update(size=size, dtype=args.dtype)
+    cfg.model.update(size=size, dtype=args.dtype, attention=args.attention)
     optim = ml_collections.ConfigDict(cfg.optim.to_dict())
     optim.update(grad_accum=args.grad_accum, warmup_steps=2)
     model_cfg = ModelConfig.from_config(cfg.model.to_dict(), args.vocab, args.seq_len)
@@ -111,6 +123,62 @@ def bench_size(size: str, args: argparse.Namespace) -> dict:
     }
 
 
+BENCH_FLAGS = ("sizes", "vocab", "seq_len", "batch", "grad_accum", "dtype", "steps")
+
+
+def _child_rows(tree: Path, args: argparse.Namespace, tuned: bool) -> list[dict]:
+    """Run the bench of the checkout `tree` (this one's module, or the older mixlab.bench_train) in a child process,
+    with or without mixlab.host's malloc tuning."""
+    module = (
+        "experiments.benchmarks.train" if (tree / "experiments/benchmarks/train.py").is_file() else "mixlab.bench_train"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rows.jsonl"
+        flags = [f"--{k}={getattr(args, k)}" for k in BENCH_FLAGS] + [f"--out={out}"]
+        if module == "experiments.benchmarks.train":
+            flags.append(f"--attention={args.attention}")
+        env = {**(host.tuned_env() if tuned else _untuned_env()), "PYTHONPATH": str(tree)}
+        subprocess.run([sys.executable, "-m", module, *flags], cwd=tree, env=env, check=True, stdout=subprocess.DEVNULL)
+        return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def _untuned_env() -> dict[str, str]:
+    env = dict(os.environ)
+    tunables = [t for t in env.pop("GLIBC_TUNABLES", "").split(":") if t and t != host.MALLOC_TUNABLE]
+    return {**env, "GLIBC_TUNABLES": ":".join(tunables)} if tunables else env
+
+
+def compare(args: argparse.Namespace) -> None:
+    """Rotate child runs of the baseline (plain, tuned) and this checkout; print median tokens/s and ratios."""
+    base, new = Path(args.baseline).resolve(), Path(__file__).resolve().parents[2]
+    arms = {"baseline": (base, False), "baseline tuned": (base, True), "new": (new, True)}
+    results: dict[str, dict[str, list[dict]]] = {name: {} for name in arms}
+    for r in range(args.rounds):
+        order = list(arms)[r % 3 :] + list(arms)[: r % 3]
+        for name in order:
+            for row in _child_rows(arms[name][0], args, arms[name][1]):
+                results[name].setdefault(row["size"], []).append(row)
+                print(f"# round {r + 1} {name:>14} {row['size']}: {row['tokens_per_s']:,.0f} tok/s", flush=True)
+    median = {
+        name: {s: statistics.median(x["tokens_per_s"] for x in rows) for s, rows in by.items()}
+        for name, by in results.items()
+    }
+    print(
+        f"| size | params | baseline tok/s | tuned baseline tok/s | new tok/s | new / baseline | new / tuned baseline "
+        f"| new MFU |  ({args.rounds} rounds, medians)"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for size in args.sizes.split(","):
+        b, t, n = (median[name][size] for name in arms)
+        mfu = [x["mfu"] for x in results["new"][size] if x["mfu"] is not None]
+        mfu_text = f"{statistics.median(mfu):.1%}" if mfu else "n/a"
+        params = results["new"][size][0]["params_total"]
+        print(
+            f"| {size} | {params:,} | {b:,.0f} | {t:,.0f} | {n:,.0f} | {n / b:.2f}x | {n / t:.2f}x | {mfu_text} |",
+            flush=True,
+        )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="t25k,t57k,t100k,t224k")
@@ -120,8 +188,15 @@ def main() -> None:
     p.add_argument("--grad_accum", type=int, default=1)
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--attention", default="auto", help="model.attention (mixlab.attention.IMPLEMENTATIONS)")
     p.add_argument("--out", default="", help="append one JSON line per size to this file")
+    p.add_argument("--baseline", default="", help="a checkout of another commit to compare with, side by side")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds of the --baseline comparison")
     args = p.parse_args()
+    host.reexec_tuned()
+    if args.baseline:
+        compare(args)
+        return
     print(f"# {jax.devices()[0].device_kind} x {jax.device_count()}, {vars(args)}", flush=True)
     for size in args.sizes.split(","):
         row = bench_size(size, args)
