@@ -66,6 +66,9 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
 
+    def all_steps(self) -> list[int]:
+        return list(self._manager.all_steps())
+
     def save(self, step: int, state: Any, meta: Mapping[str, Any]) -> None:
         """Save asynchronously (the device-to-host copy completes before this returns, so `state` may be donated)."""
         record = {"step": int(step), "config": self.config, **meta}

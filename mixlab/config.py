@@ -9,6 +9,7 @@ key, its value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +40,19 @@ RUNTIME_KEYS = (
     "eval.batch_size",
     "data.dir",
     "derived.",
+)
+# Keys in which the members of an ensemble (mixlab.train.train_ensemble) may differ: what a run learns from and is
+# evaluated on, not the shape of its step.
+MEMBER_KEYS = (
+    "seed",
+    "data.ratio",
+    "data.subsample",
+    "data.synbio_seed",
+    "data.num_people",
+    "data.power_law_groups",
+    "data.power_law_beta",
+    "eval.num_people",
+    "eval.seed",
 )
 WEB_KEYWORDS = ("default", "synthetic", "none")
 TFDS_PREFIX = "tfds:"
@@ -182,6 +196,24 @@ def check_same_run(saved: Mapping[str, Any], current: Mapping[str, Any], where: 
         a, b = flatten(saved), flatten(current)
         lines = "; ".join(f"{k}: saved={a.get(k, '<missing>')!r} now={b.get(k, '<missing>')!r}" for k in diff)
         raise ConfigMismatchError(f"{where} holds a run with a different config ({len(diff)} keys differ): {lines}")
+
+
+def ensemble_key(config: ml_collections.ConfigDict | Mapping[str, Any]) -> str:
+    """What the members of an ensemble must share: the config without MEMBER_KEYS, as canonical JSON."""
+    shared = {k: v for k, v in flatten(as_dict(config)).items() if k not in MEMBER_KEYS}
+    return json.dumps(shared, sort_keys=True, default=str)
+
+
+def check_ensemble(configs: list[ml_collections.ConfigDict]) -> None:
+    """ConfigError unless the configs differ only in MEMBER_KEYS (a run length in exposures must also resolve to
+    the same number of steps, which mixlab.train checks once the data are built)."""
+    first = flatten(as_dict(configs[0]))
+    for i, config in enumerate(configs[1:], start=1):
+        diff = [k for k in config_diff(as_dict(configs[0]), as_dict(config), ()) if k not in MEMBER_KEYS]
+        if diff:
+            now = flatten(as_dict(config))
+            shown = "; ".join(f"{k}: member 0 {first.get(k)!r}, member {i} {now.get(k)!r}" for k in diff[:3])
+            raise ConfigError(f"ensemble members may differ only in {MEMBER_KEYS}: {shown}")
 
 
 # ----------------------------------------------------------------------------------------------- validation

@@ -167,14 +167,20 @@ def device_batch(packed: np.ndarray, batch_sharding: NamedSharding, global_batch
 
 
 class DeviceStream:
-    """Wraps a MixtureStream so the prefetch thread also packs each batch and starts its transfer to the devices."""
+    """Wraps the MixtureStreams of K runs (K = 1: one run) so the prefetch thread also packs each step's batches and
+    starts their transfer: one [Bp, 4, L] array for a single run, one [K, Bp, 4, L] array for an ensemble."""
 
-    def __init__(self, stream: MixtureStream, batch_sharding: NamedSharding):
-        self.stream, self.batch_sharding = stream, batch_sharding
+    def __init__(self, streams: list[MixtureStream], batch_sharding: NamedSharding):
+        self.streams, self.batch_sharding = streams, batch_sharding
 
     def batch(self, step: int, process_index: int = 0, process_count: int = 1) -> jax.Array:
-        packed = pack(self.stream.batch(step, process_index, process_count))
-        return device_batch(packed, self.batch_sharding, self.stream.global_batch)
+        packed = [pack(s.batch(step, process_index, process_count)) for s in self.streams]
+        global_batch = self.streams[0].global_batch
+        if len(packed) == 1:
+            return device_batch(packed[0], self.batch_sharding, global_batch)
+        stacked = np.stack(packed)
+        shape = (len(packed), global_batch, *stacked.shape[2:])
+        return jax.make_array_from_process_local_data(self.batch_sharding, stacked, shape)
 
 
 def jit_train_step(shardings: dict, batch_sharding: NamedSharding, mesh) -> Any:
@@ -186,3 +192,56 @@ def jit_train_step(shardings: dict, batch_sharding: NamedSharding, mesh) -> Any:
         out_shardings=(shardings, NamedSharding(mesh, PartitionSpec())),
         donate_argnums=1,
     )
+
+
+# ------------------------------------------------------------------------------------------------------ ensembles
+# K runs of one StepSpec in one program: every array of the state and the batch gains a leading member axis (K),
+# unsharded, and the step is train_step under vmap. Each member has its own parameters, optimizer state, RNG and
+# batches; nothing is shared across the member axis, so a member's numbers are those of its run alone (to float
+# tolerance: batched matmuls may sum in another order).
+
+
+def stack_sharding(s: NamedSharding) -> NamedSharding:
+    """The sharding of K stacked copies of an array sharded as `s`: a leading unsharded member axis."""
+    return NamedSharding(s.mesh, PartitionSpec(None, *s.spec))
+
+
+def ensemble_train_step(spec: StepSpec, state_K: dict, packed_KxBx4xL: jax.Array) -> tuple[dict, jax.Array]:
+    """train_step of every member: (state_K, metrics [K, len(STEP_METRICS)])."""
+    return jax.vmap(functools.partial(train_step, spec))(state_K, packed_KxBx4xL)
+
+
+def _init_ensemble(spec: StepSpec, key_data_K: jax.Array) -> dict:
+    return jax.vmap(functools.partial(_init, spec))(key_data_K)
+
+
+def init_ensemble_state(spec: StepSpec, mesh, rules, seeds: list[int]) -> tuple[dict, dict]:
+    """(state_K, member shardings): the stacked train states of seeds[0..K-1], created sharded in one program."""
+    shardings = state_shardings(spec, mesh, rules)
+    stacked = jax.tree_util.tree_map(stack_sharding, shardings)
+    keys = jnp.stack([jax.random.key_data(jax.random.key(seed)) for seed in seeds])
+    init = jax.jit(_init_ensemble, static_argnums=0, out_shardings=stacked)
+    return init(spec, keys), shardings
+
+
+def jit_ensemble_step(shardings: dict, batch_sharding: NamedSharding, mesh) -> Any:
+    """ensemble_train_step jitted like jit_train_step, from the shardings of one member."""
+    stacked = jax.tree_util.tree_map(stack_sharding, shardings)
+    return jax.jit(
+        ensemble_train_step,
+        static_argnums=0,
+        in_shardings=(stacked, stack_sharding(batch_sharding)),
+        out_shardings=(stacked, NamedSharding(mesh, PartitionSpec())),
+        donate_argnums=1,
+    )
+
+
+def member_state(state_K: Any, k: int) -> Any:
+    """Member k's slice of a stacked state (or of any stacked pytree)."""
+    return jax.tree_util.tree_map(lambda x: x[k], state_K)
+
+
+def stack_states(states: list[Any], shardings: dict) -> Any:
+    """K member states (each sharded by `shardings`) -> one stacked state, sharded by stack_sharding."""
+    stacked = jax.tree_util.tree_map(stack_sharding, shardings)
+    return jax.jit(lambda *xs: jax.tree_util.tree_map(lambda *a: jnp.stack(a), *xs), out_shardings=stacked)(*states)

@@ -8,6 +8,7 @@ workdir resumes; a complete run returns at once; a different config is an error 
 
 from __future__ import annotations
 
+import json
 import logging as std_logging
 import os
 import sys
@@ -20,9 +21,22 @@ import numpy as np
 
 from mixlab import checkpoint, evaluate, metrics, run_folder, sharding, sources
 from mixlab import config as config_lib
+from mixlab.config import ConfigError
 from mixlab.mixture import Prefetcher
 from mixlab.model import ModelConfig, param_counts
-from mixlab.step import STEP_METRICS, DeviceStream, LogitsFn, StepSpec, init_state, jit_train_step
+from mixlab.step import (
+    STEP_METRICS,
+    DeviceStream,
+    LogitsFn,
+    StepSpec,
+    init_ensemble_state,
+    init_state,
+    jit_ensemble_step,
+    jit_train_step,
+    member_state,
+    stack_sharding,
+    stack_states,
+)
 
 
 def _progress_logger() -> std_logging.Logger:
@@ -115,87 +129,35 @@ class RunFacts:
 
 
 class _Run:
-    """One training session of a run: state, writers, timers; `loop` trains from the restored step to the end."""
+    """One run of a training session (alone, or a member of an ensemble): its folder, facts, writers, checkpoints."""
 
-    def __init__(self, config: ml_collections.ConfigDict, workdir: str, mesh, rules, prepared: Any):
-        self.config, self.workdir, self.mesh, self.rules = config, workdir, mesh, rules
+    def __init__(self, config: ml_collections.ConfigDict, workdir: str, mesh, prepared: Any):
+        self.config, self.workdir, self.mesh = config, workdir, mesh
         self.prepared = prepared
         self.facts = RunFacts(config, prepared, mesh)
-        config.train.num_steps = self.facts.num_steps  # `config` is train_and_evaluate's private copy
+        config.train.num_steps = self.facts.num_steps  # `config` is train_ensemble's private copy
         self.resolved = config_lib.as_dict(config)  # what config.json and every checkpoint record
         self.is_writer = jax.process_index() == 0
         self.timers = metrics.Timers()
         t = config.train
         self.metrics_writer = metrics.MetricsWriter(workdir, run_folder.METRICS, t.tensorboard, self.is_writer)
         self.eval_writer = metrics.MetricsWriter(workdir, run_folder.EVAL, t.tensorboard, self.is_writer)
-        self.prefetch: Prefetcher | None = None
+        self.ckpt = checkpoint.Checkpointer(
+            os.path.join(workdir, run_folder.CHECKPOINT_DIR), t.keep_checkpoints, t.milestone_every, self.resolved
+        )
+        self.logits_fn: LogitsFn | None = None
         self.last_eval: dict[str, Any] = {}
+        self.error: str | None = None  # set when this member of an ensemble failed and was left behind
         self.wall_before = 0.0  # wall time of earlier sessions of this run (from the checkpoint)
         self.t_start = time.perf_counter()
 
     def wall_time(self) -> float:
         return self.wall_before + time.perf_counter() - self.t_start
 
-    # ---------------------------------------------------------------------------------------------- train loop
-
-    def loop(self, stop_after: int | None) -> dict[str, Any]:
-        """Train to num_steps (or stop_after), resuming from the latest checkpoint; returns the last eval row."""
-        t = self.config.train
-        ckpt = checkpoint.Checkpointer(
-            os.path.join(self.workdir, run_folder.CHECKPOINT_DIR), t.keep_checkpoints, t.milestone_every, self.resolved
-        )
-        start = ckpt.latest_step() or 0
-        end = self.facts.num_steps if stop_after is None else min(self.facts.num_steps, stop_after)
-        if start >= end:
-            ckpt.close()
-            return self.result(end)
-        spec = StepSpec.create(self.facts.model_cfg, self.config.optim, self.facts.num_steps, self.mesh, self.rules)
-        state, shardings = init_state(spec, self.mesh, self.rules, self.config.seed)
-        if start:
-            state, meta = ckpt.restore(state, start)
-            self.timers = metrics.Timers(meta["timers"])
-            self.wall_before = float(meta["wall_time_s"])
-            logging.info("resumed from %s at step %d", ckpt.directory, start)
-        self.logits_fn = LogitsFn(spec.graphdef, self.mesh if jax.process_count() > 1 else None)
-        batch_sharding = sharding.batch_sharding(self.mesh, self.rules)
-        step_fn = jit_train_step(shardings, batch_sharding, self.mesh)
-        self.prefetch = Prefetcher(
-            DeviceStream(self.facts.stream, batch_sharding), start, jax.process_index(), jax.process_count()
-        )
-        try:
-            batch = next(self.prefetch)
-            with self.timers.phase("compile"):
-                compiled = step_fn.lower(spec, state, batch).compile()
-            logging.info("compiled the train step in %.2f s", self.timers.totals["compile"])
-            log = _StepLog(self)
-            pending: tuple[int, jax.Array] | None = None
-            for step in range(start, end):
-                if step > start:
-                    batch = next(self.prefetch)
-                state, step_metrics = compiled(state, batch)
-                if pending is not None:
-                    log.add(pending[0], np.asarray(pending[1]))  # step t-1, read while step t runs
-                pending = (step, step_metrics)
-                done = step + 1
-                at_eval = done == self.facts.num_steps or (t.eval_every and done % t.eval_every == 0)
-                at_ckpt = done == end or (t.checkpoint_every and done % t.checkpoint_every == 0)
-                if done % t.log_every == 0 or at_eval or at_ckpt:
-                    log.add(pending[0], np.asarray(pending[1]))
-                    pending = None
-                    log.write(done)
-                if at_eval:
-                    t0 = time.perf_counter()
-                    self.evaluate(state["params"], done)
-                    log.paused += time.perf_counter() - t0
-                if at_ckpt:
-                    t0 = time.perf_counter()
-                    with self.timers.phase("checkpoint"):
-                        ckpt.save(done, state, {"timers": self.timers.totals, "wall_time_s": self.wall_time()})
-                    log.paused += time.perf_counter() - t0
-        finally:
-            self.prefetch.close()
-            ckpt.close()
-        return self.result(end)
+    def close(self) -> None:
+        self.ckpt.close()
+        self.metrics_writer.close()
+        self.eval_writer.close()
 
     def result(self, end: int) -> dict[str, Any]:
         """The final eval row when the run is complete, else a marker of where this session stopped."""
@@ -256,16 +218,138 @@ class _Run:
         return row
 
 
+def _common_start(runs: list[_Run]) -> int:
+    """The step every run resumes from: the newest checkpoint all of them hold (0 if there is none)."""
+    steps = [set(run.ckpt.all_steps()) for run in runs]
+    common = set.intersection(*steps)
+    return max(common) if common else 0
+
+
+def _train(runs: list[_Run], mesh, rules, stop_after: int | None) -> None:
+    """Train runs of one StepSpec together to num_steps (or stop_after), from their common latest checkpoint.
+
+    One run trains with the plain step; K > 1 runs with the ensemble step (mixlab/step.py), each from its own seed,
+    stream, checkpoints and folder. A member whose loss turns NaN/Inf is marked failed and left out of logging,
+    evaluation and checkpoints from then on; the others go on (alone, the error is raised).
+    """
+    config, facts = runs[0].config, runs[0].facts
+    t = config.train
+    start = _common_start(runs)
+    end = facts.num_steps if stop_after is None else min(facts.num_steps, stop_after)
+    if start >= end:
+        return
+    spec = StepSpec.create(facts.model_cfg, config.optim, facts.num_steps, mesh, rules)
+    batch_sharding = sharding.batch_sharding(mesh, rules)
+    if len(runs) == 1:
+        state, shardings = init_state(spec, mesh, rules, config.seed)
+        step_fn = jit_train_step(shardings, batch_sharding, mesh)
+    else:
+        state, shardings = init_ensemble_state(spec, mesh, rules, [run.config.seed for run in runs])
+        step_fn, batch_sharding = jit_ensemble_step(shardings, batch_sharding, mesh), stack_sharding(batch_sharding)
+    member = _member_fn(len(runs), shardings)
+    if start:
+        state = _restore(runs, state, shardings, start)
+        logging.info("resumed %s at step %d", ", ".join(run.workdir for run in runs), start)
+    logits_fn = LogitsFn(spec.graphdef, mesh if jax.process_count() > 1 else None)
+    prefetch = Prefetcher(
+        DeviceStream([run.facts.stream for run in runs], batch_sharding),
+        start,
+        jax.process_index(),
+        jax.process_count(),
+    )
+    try:
+        batch = next(prefetch)
+        t0 = time.perf_counter()
+        compiled = step_fn.lower(spec, state, batch).compile()
+        for run in runs:
+            run.timers.add("compile", time.perf_counter() - t0)
+            run.logits_fn = logits_fn
+        logging.info("compiled the train step of %d run(s) in %.2f s", len(runs), time.perf_counter() - t0)
+        logs = [_StepLog(run, prefetch) for run in runs]
+        pending: tuple[int, jax.Array] | None = None
+        for step in range(start, end):
+            if step > start:
+                batch = next(prefetch)
+            state, step_metrics = compiled(state, batch)
+            if pending is not None:
+                _add(runs, logs, *pending)  # step t-1, read while step t runs
+            pending = (step, step_metrics)
+            done = step + 1
+            at_eval = done == facts.num_steps or (t.eval_every and done % t.eval_every == 0)
+            at_ckpt = done == end or (t.checkpoint_every and done % t.checkpoint_every == 0)
+            if done % t.log_every == 0 or at_eval or at_ckpt:
+                _add(runs, logs, *pending)
+                pending = None
+                for run, log in zip(runs, logs, strict=True):
+                    if run.error is None:
+                        log.write(done)
+            t0 = time.perf_counter()
+            for k, run in enumerate(runs):
+                if run.error is not None:
+                    continue
+                if at_eval:
+                    run.evaluate(member(state, k)["params"], done)
+                if at_ckpt:
+                    with run.timers.phase("checkpoint"):
+                        meta = {"timers": run.timers.totals, "wall_time_s": run.wall_time()}
+                        run.ckpt.save(done, member(state, k), meta)
+            for log in logs:
+                log.paused += time.perf_counter() - t0
+    finally:
+        prefetch.close()
+
+
+def _member_fn(K: int, shardings: dict):
+    """member(state, k): the state itself for one run; member k's slice, sharded as one run's, for an ensemble."""
+    if K == 1:
+        return lambda state, k: state
+    return jax.jit(member_state, static_argnums=1, out_shardings=shardings)
+
+
+def _restore(runs: list[_Run], state: Any, shardings: dict, step: int) -> Any:
+    """Every run's checkpoint at `step` (with its timers and wall time), stacked for an ensemble."""
+    if len(runs) == 1:
+        abstract = state
+    else:
+        abstract = jax.tree_util.tree_map(
+            lambda x, s: jax.ShapeDtypeStruct(x.shape[1:], x.dtype, sharding=s), state, shardings
+        )
+    states = []
+    for run in runs:
+        restored, meta = run.ckpt.restore(abstract, step)
+        run.timers = metrics.Timers(meta["timers"])
+        run.wall_before = float(meta["wall_time_s"])
+        states.append(restored)
+    return states[0] if len(runs) == 1 else stack_states(states, shardings)
+
+
+def _add(runs: list[_Run], logs: list[_StepLog], step: int, step_metrics: jax.Array) -> None:
+    """Hand each run its row of the step's metrics; a failing member of an ensemble is recorded and left behind."""
+    values = np.asarray(step_metrics).reshape(len(runs), -1)
+    for run, log, row in zip(runs, logs, values, strict=True):
+        if run.error is not None:
+            continue
+        try:
+            log.add(step, row)
+        except NonFiniteLossError as e:
+            if len(runs) == 1:
+                raise
+            run.error = f"{type(e).__name__}: {e}"
+            logging.info("%s failed, the ensemble goes on without it: %s", run.workdir, e)
+            if all(r.error is not None for r in runs):
+                raise
+
+
 class _StepLog:
     """Aggregates per-step metric vectors between log points and writes one metrics.jsonl row per log point."""
 
-    def __init__(self, run: _Run):
-        self.run = run
+    def __init__(self, run: _Run, prefetch: Prefetcher):
+        self.run, self.prefetch = run, prefetch
         self.sums = np.zeros(len(STEP_METRICS))
         self.steps = 0
         self.last = np.zeros(len(STEP_METRICS))
         self.t0 = time.perf_counter()
-        self.wait0 = run.prefetch.wait_seconds
+        self.wait0 = prefetch.wait_seconds
         self.paused = 0.0  # eval/checkpoint seconds inside the interval, excluded from throughput
 
     def add(self, step: int, values: np.ndarray) -> None:
@@ -289,7 +373,7 @@ class _StepLog:
         s = dict(zip(STEP_METRICS, self.sums, strict=True))
         k_count, w_count = s["knowledge_count"], s["count"] - s["knowledge_count"]
         tokens_per_s = self.steps * r.facts.tokens_per_step / wall
-        wait = r.prefetch.wait_seconds - self.wait0
+        wait = self.prefetch.wait_seconds - self.wait0
         r.timers.add("train", wall)  # the loop's wall time, data waits included
         r.timers.add("data_wait", wait)
         row = {
@@ -322,7 +406,7 @@ class _StepLog:
         )
         self.sums[:] = 0
         self.steps = 0
-        self.t0, self.wait0, self.paused = now, r.prefetch.wait_seconds, 0.0
+        self.t0, self.wait0, self.paused = now, self.prefetch.wait_seconds, 0.0
 
 
 # ------------------------------------------------------------------------------------------------------ public
@@ -358,40 +442,92 @@ def train_and_evaluate(
     its final eval row without training. `stop_after` ends the session after that many steps (checkpointed, status
     stays "running"), e.g. for time-sliced jobs; relaunching continues the run.
     """
-    config = ml_collections.ConfigDict(config.to_dict())  # a private, unlocked copy with placeholders resolved
-    mesh, rules = config_lib.validate(config)
-    saved = run_folder.read_config(workdir) if os.path.isdir(workdir) else None
-    if saved is not None:
-        config_lib.check_same_run(saved, config_lib.as_dict(config), f"run folder {workdir}")
-        if run_folder.is_complete(workdir):
-            logging.info("%s is complete; nothing to do", workdir)
-            return _last_eval_row(workdir)
-    os.makedirs(workdir, exist_ok=True)
+    return train_ensemble([config], [workdir], stop_after=stop_after)[0]
+
+
+def train_ensemble(
+    configs: list[ml_collections.ConfigDict], workdirs: list[str], *, stop_after: int | None = None
+) -> list[dict[str, Any]]:
+    """Train K runs that share one StepSpec in one program (mixlab/step.py's ensemble step); one row per run.
+
+    The configs may differ only in mixlab.config.MEMBER_KEYS (seed, ratio, knowledge set, eval subset) and must
+    resolve to the same number of steps; each run has its own folder, written as if it had trained alone. Every config
+    is validated, and every folder checked, before anything is built or written. Complete runs are left out.
+    A failed member gets status "failed" and its error; the others go on. The row of a failed member is
+    {"step": ..., "failed": error}.
+    """
+    if not configs or len(configs) != len(workdirs):
+        raise ValueError(f"need one workdir per config, got {len(configs)} configs and {len(workdirs)} workdirs")
+    if len(set(map(os.path.abspath, workdirs))) < len(workdirs):
+        raise ConfigError(f"two members of an ensemble share a workdir: {workdirs}")
+    configs = [ml_collections.ConfigDict(c.to_dict()) for c in configs]  # private, unlocked, placeholders resolved
+    checked = [config_lib.validate(c) for c in configs]
+    config_lib.check_ensemble(configs)
+    mesh, rules = checked[0]
+    results: dict[int, dict[str, Any]] = {}
+    todo = []
+    for i, (config, workdir) in enumerate(zip(configs, workdirs, strict=True)):
+        saved = run_folder.read_config(workdir) if os.path.isdir(workdir) else None
+        if saved is not None:
+            config_lib.check_same_run(saved, config_lib.as_dict(config), f"run folder {workdir}")
+            if run_folder.is_complete(workdir):
+                logging.info("%s is complete; nothing to do", workdir)
+                results[i] = _last_eval_row(workdir)
+                continue
+        todo.append(i)
+    if todo:
+        rows = _train_new([configs[i] for i in todo], [workdirs[i] for i in todo], mesh, rules, stop_after)
+        results.update(zip(todo, rows, strict=True))
+    return [results[i] for i in range(len(configs))]
+
+
+def _train_new(configs: list, workdirs: list[str], mesh, rules, stop_after: int | None) -> list[dict[str, Any]]:
+    """train_ensemble for the runs that are not complete: folders, statuses, data, training, results."""
     is_writer = jax.process_index() == 0
     t0 = time.perf_counter()
 
-    def status(value: str, error: str | None = None, wall: float | None = None) -> None:
+    def status(workdir: str, value: str, error: str | None, wall: float | None) -> None:
         if is_writer:
             run_folder.write_status(workdir, value, error, time.perf_counter() - t0 if wall is None else wall)
 
-    status("running")
-    run = None
+    for workdir in workdirs:
+        os.makedirs(workdir, exist_ok=True)
+        status(workdir, "running", None, None)
+    runs: list[_Run] = []
     try:
-        run = _Run(config, workdir, mesh, rules, _prepare(config))
+        prepared: dict[str, Any] = {}
+        for config, workdir in zip(configs, workdirs, strict=True):
+            key = json.dumps(config.data.to_dict(), sort_keys=True, default=str)
+            if key not in prepared:
+                prepared[key] = _prepare(config)
+            runs.append(_Run(config, workdir, mesh, prepared[key]))
+        num_steps = {run.facts.num_steps for run in runs}
+        if len(num_steps) > 1:
+            raise ConfigError(f"the members of an ensemble resolve to different numbers of steps: {sorted(num_steps)}")
         if is_writer:
-            run_folder.write_json(
-                os.path.join(workdir, run_folder.CONFIG_FILE), {**run.resolved, "derived": run.facts.derived()}
-            )
-        result = run.loop(stop_after)
+            for run in runs:
+                config_json = os.path.join(run.workdir, run_folder.CONFIG_FILE)
+                run_folder.write_json(config_json, {**run.resolved, "derived": run.facts.derived()})
+        _train(runs, mesh, rules, stop_after)
     except BaseException as e:
-        status("failed", f"{type(e).__name__}: {e}", run.wall_time() if run else None)
+        for i, workdir in enumerate(workdirs):
+            error = runs[i].error if i < len(runs) and runs[i].error else f"{type(e).__name__}: {e}"
+            status(workdir, "failed", error, runs[i].wall_time() if i < len(runs) else None)
         raise
     finally:
-        if run is not None:
-            run.metrics_writer.close()
-            run.eval_writer.close()
-    status("complete" if "stopped_early" not in result else "running", None, run.wall_time())
-    return result
+        for run in runs:
+            run.close()
+    rows = []
+    end = runs[0].facts.num_steps if stop_after is None else min(runs[0].facts.num_steps, stop_after)
+    for run in runs:
+        if run.error is not None:
+            status(run.workdir, "failed", run.error, run.wall_time())
+            rows.append({"step": end, "failed": run.error})
+            continue
+        row = run.result(end)
+        status(run.workdir, "complete" if "stopped_early" not in row else "running", None, run.wall_time())
+        rows.append(row)
+    return rows
 
 
 if __name__ == "__main__":  # `python -m mixlab.train` is kept as another name of the entry point, mixlab/main.py
