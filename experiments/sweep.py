@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from experiments import results
 from mixlab import host, run_folder
-from mixlab.config import ConfigError, override, validate, with_run_length
+from mixlab.config import ConfigError, ensemble_key, override, static_num_steps, validate, with_run_length
 from mixlab.run_folder import LOG_FILE, read_status
 
 DEFAULT_TRAINER: tuple[str, ...] = (sys.executable, "-m", "mixlab.main")
@@ -226,8 +226,7 @@ def _affinity(cpus: Sequence[int]) -> Iterator[None]:
 
 @dataclasses.dataclass
 class _Job:
-    run_id: str
-    run_dir: Path
+    members: list[tuple[str, Path]]  # (run id, run folder); more than one: an ensemble, logged in the first folder
     slot: int
     process: subprocess.Popen
     log: IO[str]
@@ -240,25 +239,31 @@ def _exit_reason(returncode: int) -> str:
     return f"trainer exited with code {returncode}"
 
 
-def _last_log_line(run_dir: Path) -> str:
-    lines = [line for line in (run_dir / LOG_FILE).read_text(errors="replace").splitlines() if line.strip()]
+def _last_log_line(log_path: Path) -> str:
+    lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
     return lines[-1].strip() if lines else ""
 
 
-def _finish(job: _Job) -> tuple[str, str]:
-    """Outcome of a finished job: ("complete"|"failed", message); records failures the trainer could not."""
+def _finish(job: _Job) -> list[tuple[str, str, str]]:
+    """(run id, "complete"|"failed", message) of each run of a finished job; records failures the trainer could
+    not (a run still "running" when its trainer is gone failed with the exit reason and the last log line)."""
     elapsed = time.monotonic() - job.start
     returncode = job.process.returncode
-    status = read_status(job.run_dir)
-    if returncode == 0 and status["status"] == "complete":
-        return "complete", f"complete in {elapsed:.1f}s{_final_metrics(job.run_dir)}"
-    if status["status"] != "failed":
-        why = _exit_reason(returncode) if returncode else f"trainer exited 0 with status {status['status']!r}"
-        error = f"{why}; last log line: {_last_log_line(job.run_dir)}"
-        run_folder.write_status(job.run_dir, "failed", error, status.get("wall_time_s", elapsed))
-        status = read_status(job.run_dir)
-    error_line = (status.get("error") or "").strip().splitlines()[-1:] or ["(no error message)"]
-    return "failed", f"FAILED after {elapsed:.1f}s: {error_line[0]} (log: {job.run_dir / LOG_FILE})"
+    log_path = job.members[0][1] / LOG_FILE
+    outcomes = []
+    for rid, run_dir in job.members:
+        status = read_status(run_dir)
+        if status["status"] == "complete":
+            outcomes.append((rid, "complete", f"complete in {elapsed:.1f}s{_final_metrics(run_dir)}"))
+            continue
+        if status["status"] != "failed":
+            why = _exit_reason(returncode) if returncode else f"trainer exited 0 with status {status['status']!r}"
+            error = f"{why}; last log line: {_last_log_line(log_path)}"
+            run_folder.write_status(run_dir, "failed", error, status.get("wall_time_s", elapsed))
+            status = read_status(run_dir)
+        error_line = (status.get("error") or "").strip().splitlines()[-1:] or ["(no error message)"]
+        outcomes.append((rid, "failed", f"FAILED after {elapsed:.1f}s: {error_line[0]} (log: {log_path})"))
+    return outcomes
 
 
 def _final_metrics(run_dir: Path) -> str:
@@ -290,6 +295,7 @@ def run_sweep(
     trainer: Sequence[str] = DEFAULT_TRAINER,
     prepare: Callable[[ConfigDict], Any] | None = prepare_data,
     check: Callable[[ConfigDict], Any] | None = validate,
+    ensemble: int = 1,
     progress: bool = True,
     poll_s: float = 0.1,
 ) -> dict[str, str]:
@@ -298,8 +304,12 @@ def run_sweep(
 
     `prepare(config)` runs here, once per distinct config.data of the runs to train, before any worker starts, so
     that workers only load the data instead of each building the same files (safe, but N times the work; None: the
-    trainer builds what is missing). `check(config)` validates every point's config before anything starts."""
+    trainer builds what is missing). `check(config)` validates every point's config before anything starts.
+    `ensemble` > 1 trains up to that many compatible runs (`ensemble_groups`) in one trainer process."""
+    if ensemble < 1:
+        raise ConfigError(f"--ensemble={ensemble}: must be >= 1")
     configs = point_configs(sweep, check)  # every point valid, before the first run starts
+    config_of = dict(zip(sweep.run_ids(), configs, strict=True))
     sweep_dir = Path(runs_dir) / sweep.name
     todo = shard(list(zip(sweep.run_ids(), sweep.points, strict=True)), shard_index, num_shards)
     slots = cpu_slots(workers)
@@ -315,30 +325,32 @@ def run_sweep(
     if outcomes:
         bar.write(f"{sweep.name}: {len(outcomes)} of {len(todo)} runs already complete, skipped")
     if prepare is not None and pending:
-        config_of = dict(zip(sweep.run_ids(), configs, strict=True))
         data_sets: dict[str, ConfigDict] = {}
         for rid, _ in pending:
             data_sets.setdefault(_data_key(config_of[rid]), config_of[rid])
         for i, config in enumerate(data_sets.values()):
             bar.write(f"{sweep.name}: preparing data set {i + 1} of {len(data_sets)}")
             prepare(config)
+    groups = ensemble_groups(pending, config_of, ensemble)
     running: dict[int, _Job] = {}
     try:
-        while pending or running:
+        while groups or running:
             for slot in range(len(slots)):
-                if slot not in running and pending:
-                    rid, point = pending.pop(0)
-                    running[slot] = _start(sweep, sweep_dir / rid, rid, point, slot, slots[slot], trainer)
-                    bar.write(f"{rid}: started on cpus {','.join(map(str, slots[slot]))}")
+                if slot not in running and groups:
+                    group = groups.pop(0)
+                    running[slot] = _start(sweep, sweep_dir, group, slot, slots[slot], trainer)
+                    names = " + ".join(rid for rid, _ in group)
+                    bar.write(f"{names}: started on cpus {','.join(map(str, slots[slot]))}")
             time.sleep(poll_s)
             for slot, job in list(running.items()):
                 if job.process.poll() is None:
                     continue
                 job.log.close()
                 del running[slot]
-                outcomes[job.run_id], message = _finish(job)
-                bar.write(f"{job.run_id}: {message}")
-                bar.update()
+                for rid, outcome, message in _finish(job):
+                    outcomes[rid] = outcome
+                    bar.write(f"{rid}: {message}")
+                    bar.update()
                 bar.set_postfix(failed=sum(o == "failed" for o in outcomes.values()), refresh=False)
     finally:
         for job in running.values():
@@ -351,25 +363,57 @@ def run_sweep(
     return outcomes
 
 
+def ensemble_groups(
+    pending: list[tuple[str, Mapping[str, Scalar]]], config_of: Mapping[str, ConfigDict], size: int
+) -> list[list[tuple[str, Mapping[str, Scalar]]]]:
+    """The pending runs in groups of up to `size` that can train as one ensemble: equal mixlab.config.ensemble_key
+    and a run length known from the config alone (runs given in exposures train alone). Order is kept."""
+    groups: list[list[tuple[str, Mapping[str, Scalar]]]] = []
+    open_group: dict[str, list] = {}
+    for rid, point in pending:
+        config = config_of[rid]
+        steps = static_num_steps(config)
+        key = None if size == 1 or steps is None else f"{ensemble_key(config)}|{steps}"
+        group = open_group.get(key) if key is not None else None
+        if group is None or len(group) >= size:
+            group = []
+            groups.append(group)
+            if key is not None:
+                open_group[key] = group
+        group.append((rid, point))
+    return groups
+
+
 def _start(
     sweep: Sweep,
-    run_dir: Path,
-    rid: str,
-    point: Mapping[str, Scalar],
+    sweep_dir: Path,
+    group: list[tuple[str, Mapping[str, Scalar]]],
     slot: int,
     cpus: Sequence[int],
     trainer: Sequence[str],
 ) -> _Job:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    command = train_command(trainer, sweep.config, run_dir, point)
-    log = open(run_dir / LOG_FILE, "a")  # noqa: SIM115 -- closed when the job ends
-    log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} cpus={list(cpus)}: {shlex.join(command)}\n")
+    members = [(rid, sweep_dir / rid) for rid, _ in group]
+    for _, run_dir in members:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    if len(group) == 1:
+        command = train_command(trainer, sweep.config, members[0][1], group[0][1])
+    else:
+        spec = [
+            {"workdir": str(d), "overrides": with_run_length(p)} for (_, d), (_, p) in zip(members, group, strict=True)
+        ]
+        command = [*trainer, f"--config={sweep.config}", f"--members={json.dumps(spec)}"]
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    log = open(members[0][1] / LOG_FILE, "a")  # noqa: SIM115 -- closed when the job ends
+    log.write(f"=== {stamp} cpus={list(cpus)}: {shlex.join(command)}\n")
     log.flush()
+    for _, run_dir in members[1:]:
+        with open(run_dir / LOG_FILE, "a") as other:
+            other.write(f"=== {stamp}: trained in an ensemble; its log is {members[0][1] / LOG_FILE}\n")
     with _affinity(cpus):
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=worker_env(len(cpus))
         )
-    return _Job(rid, run_dir, slot, process, log, time.monotonic())
+    return _Job(members, slot, process, log, time.monotonic())
 
 
 def plan(sweep: Sweep, shard_index: int = 0, num_shards: int = 1) -> str:
@@ -415,6 +459,9 @@ def _define_flags() -> None:
         **m,
     )
     flags.DEFINE_string("trainer", shlex.join(DEFAULT_TRAINER), "Command that trains one run (gets --config...).", **m)
+    flags.DEFINE_integer(
+        "ensemble", 1, "Train up to this many compatible runs in one program (mixlab.train.train_ensemble).", **m
+    )
     flags.DEFINE_bool("prepare", True, "Build each distinct data set once before the workers start.", **m)
     flags.DEFINE_bool(
         "validate", True, "Validate every point's config first (off: a --trainer of another schema).", **m
@@ -452,6 +499,7 @@ def _main(FLAGS: flags.FlagValues) -> int:
         trainer=shlex.split(FLAGS.trainer),
         prepare=prepare_data if FLAGS.prepare else None,
         check=validate if FLAGS.validate else None,
+        ensemble=FLAGS.ensemble,
     )
     print(f"results: {sweep_dir / results.CSV_FILE} and {sweep_dir / results.PARQUET_FILE}")
     failed = sorted(rid for rid, outcome in outcomes.items() if outcome == "failed")

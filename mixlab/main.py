@@ -2,6 +2,10 @@
 
     python -m mixlab.main --config=experiments/configs/tiny.py:runlocal --workdir=runs/tiny
 
+An ensemble (K runs of one shape in one program, mixlab.train.train_ensemble) takes --members instead of --workdir:
+a JSON list of {"workdir": ..., "overrides": {dotted key: value}}, each member's overrides applied on top of the
+config and its --config.* flags; members may differ only in mixlab.config.MEMBER_KEYS.
+
 The workdir receives config.json (resolved), metrics.jsonl, eval.jsonl, checkpoints/ and status.json
 (mixlab/run_folder.py). Relaunching with the same workdir resumes from the latest checkpoint. Multi-host: pass
 --coordinator_address/--num_processes/--process_id (or the JAX_* environment variables, or --distributed_auto) to
@@ -11,6 +15,7 @@ allowed range, and exit status 2.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -20,10 +25,13 @@ from absl import logging as absl_logging
 from ml_collections import config_flags
 
 from mixlab import distributed, host, train
-from mixlab.config import ConfigError, ConfigMismatchError
+from mixlab.config import ConfigError, ConfigMismatchError, override
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config: path/to/config.py[:arg].")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder (created; resumed if it holds a checkpoint).")
+_MEMBERS = flags.DEFINE_string(
+    "members", None, 'Ensemble: JSON list of {"workdir": ..., "overrides": {...}} (instead of --workdir).'
+)
 _STOP_AFTER = flags.DEFINE_integer("stop_after", None, "End this session after this many steps (checkpointed).")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
@@ -53,15 +61,41 @@ def main(argv: list[str]) -> None:
         jax.devices()[0].device_kind,
     )
     try:
-        train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, stop_after=_STOP_AFTER.value)
+        if _MEMBERS.value is None:
+            if _WORKDIR.value is None:
+                raise ConfigError("--workdir (or --members) is required")
+            train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, stop_after=_STOP_AFTER.value)
+        else:
+            configs, workdirs = member_configs(_CONFIG.value, _MEMBERS.value)
+            train.train_ensemble(configs, workdirs, stop_after=_STOP_AFTER.value)
     except (ConfigError, ConfigMismatchError) as e:
         print(f"mixlab: {e}", file=sys.stderr)
         sys.exit(2)
 
 
+def member_configs(config, members_json: str) -> tuple[list, list[str]]:
+    """(configs, workdirs) of --members: the config with each member's overrides; ConfigError for a bad list."""
+    try:
+        members = json.loads(members_json)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"--members is not JSON: {e}") from None
+    ok = isinstance(members, list) and members and all(isinstance(m, dict) and "workdir" in m for m in members)
+    if not ok or _WORKDIR.value is not None:
+        raise ConfigError(
+            '--members must be a non-empty JSON list of {"workdir": ..., "overrides": {...}}, '
+            "given instead of --workdir"
+        )
+    configs = []
+    for i, member in enumerate(members):
+        c = config.copy_and_resolve_references()
+        override(c, member.get("overrides", {}), f"--members[{i}]")
+        configs.append(c)
+    return configs, [str(m["workdir"]) for m in members]
+
+
 def run() -> None:
     host.reexec_tuned()
-    flags.mark_flags_as_required(["config", "workdir"])
+    flags.mark_flags_as_required(["config"])
     app.run(main)
 
 

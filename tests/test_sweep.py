@@ -439,3 +439,45 @@ def test_real_two_run_sweep_on_runlocal(tmp_path, monkeypatch):
     final = df[df.final].set_index("ratio")
     assert final.loc[0.8, "exposures"] > 3 * final.loc[0.2, "exposures"] > 0
     assert run_sweep(sweep, tmp_path, workers=2, progress=False) == {"ratio=0.2": "skipped", "ratio=0.8": "skipped"}
+
+
+def test_ensemble_groups_keep_order_and_group_only_compatible_runs():
+    from experiments.sweep import ensemble_groups
+
+    sweep = Sweep(
+        name="g",
+        config="experiments/configs/tiny.py:runlocal",
+        points=[
+            *grid({"model.size": ["t25k"], "data.ratio": [0.2, 0.4, 0.6], "seed": [0]}),
+            {"model.size": "t57k", "data.ratio": 0.2, "seed": 0},
+            {"model.size": "t25k", "data.ratio": 0.8, "seed": 1},
+            {"model.size": "t25k", "data.ratio": 0.8, "seed": 2, "train.exposures": 2.0},
+        ],
+    )
+    pending = list(zip(sweep.run_ids(), sweep.points, strict=True))
+    config_of = {rid: point_config(sweep, p) for rid, p in pending}
+    ids = sweep.run_ids()
+    groups = [[rid for rid, _ in g] for g in ensemble_groups(pending, config_of, 3)]
+    assert groups == [ids[0:3], [ids[3]], [ids[4]], [ids[5]]]  # full group, other size, next group, exposures alone
+    assert [[r for r, _ in g] for g in ensemble_groups(pending, config_of, 1)] == [[i] for i in ids]
+
+
+def test_an_ensemble_sweep_gives_the_table_of_separate_runs(tmp_path, monkeypatch, size=3):
+    """Three points (ratios and seeds) of the real trainer, alone and as one ensemble: the same results table."""
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("XLA_FLAGS", "")
+    points = [{"data.ratio": r, "seed": s} for r, s in [(0.2, 0), (0.5, 1), (0.8, 2)]]
+    tables = {}
+    for k in (1, size):
+        sweep = Sweep(name="ens", config="experiments/configs/tiny.py:runlocal", points=points)
+        outcomes = run_sweep(sweep, tmp_path / str(k), workers=1, ensemble=k, progress=False)
+        assert set(outcomes.values()) == {"complete"}
+        df = pd.read_csv(tmp_path / str(k) / sweep.name / results.CSV_FILE)
+        tables[k] = df.drop(columns=[c for c in df.columns if "time" in c or c in ("tokens_per_s", "mfu")])
+    a, b = tables[1], tables[size]
+    assert list(a.columns) == list(b.columns) and len(a) == len(b) == 6
+    numeric = a.select_dtypes("number").columns
+    pd.testing.assert_frame_equal(a.drop(columns=numeric), b.drop(columns=numeric))
+    pd.testing.assert_frame_equal(a[numeric], b[numeric], rtol=1e-4, atol=1e-5)
+    log = (tmp_path / str(size) / "ens" / "ratio=0.5,seed=1" / "train.log").read_text()
+    assert "trained in an ensemble" in log
