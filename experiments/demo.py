@@ -1,6 +1,6 @@
 """The main job (`make demo`): data preview, the demo sweep on a 2-core CPU, the accuracy grid, and the report.
 
-    python -m experiments.demo [--runs_dir=runs] [--workers=2] [--sweep=experiments/configs/demo.py:main]
+    python -m experiments.demo [--runs_dir=runs] [--workers=0] [--sweep=experiments/configs/demo.py:main]
 
 1. Builds (once) the default web corpus, the tokenizer and SynBio, and previews them: rendered biographies, the
    knowledge summary, a decoded mixed batch with the knowledge spans marked, and the stream's throughput.
@@ -26,7 +26,9 @@ from experiments import sweep as sweep_lib
 from mixlab.sources import mixture_stream
 
 _RUNS_DIR = flags.DEFINE_string("runs_dir", "runs", "where sweeps write their run folders")
-_WORKERS = flags.DEFINE_integer("workers", 2, "local worker processes, each pinned to its share of the cores")
+_WORKERS = flags.DEFINE_integer(
+    "workers", 0, "local worker processes, each pinned to its share of the cores (0 = one per core)"
+)
 _SWEEP = flags.DEFINE_string("sweep", "experiments/configs/demo.py:main", "the sweep to run")
 
 KNOWLEDGE_OPEN, KNOWLEDGE_CLOSE = "\u00ab", "\u00bb"  # marks knowledge spans in the decoded batch
@@ -95,7 +97,7 @@ def main(argv: list[str]) -> None:
     section("a mixed batch (knowledge spans in \u00ab\u00bb)")
     preview_batch(config, prepared, 0.2)
 
-    section(f"sweep {sweep.name}: {len(sweep.points)} runs, {_WORKERS.value} workers")
+    section(f"sweep {sweep.name}: {len(sweep.points)} runs, {len(sweep_lib.cpu_slots(_WORKERS.value))} workers")
     outcomes = sweep_lib.run_sweep(sweep, _RUNS_DIR.value, workers=_WORKERS.value)
     failed = sorted(rid for rid, outcome in outcomes.items() if outcome == "failed")
     sweep_dir = Path(_RUNS_DIR.value) / sweep.name

@@ -180,12 +180,14 @@ def shard(items: Sequence[Any], index: int, count: int) -> list[Any]:
 
 
 def cpu_slots(workers: int, cpus: Sequence[int] | None = None) -> list[tuple[int, ...]]:
-    """Split the usable cores into `workers` disjoint contiguous groups (one core each, shared, if too few)."""
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    """Split the usable cores into `workers` disjoint contiguous groups (one core each, shared, if too few);
+    workers = 0: one worker per core, single-threaded (the most runs per hour measured on 2 cores, BUILD_NOTES.md)."""
+    if workers < 0:
+        raise ValueError(f"workers must be >= 0 (0 = one per core), got {workers}")
     if cpus is None:
         cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
     cpus = sorted(cpus)
+    workers = workers or len(cpus)
     if workers >= len(cpus):
         return [(cpus[i % len(cpus)],) for i in range(workers)]
     return [tuple(cpus[i * len(cpus) // workers : (i + 1) * len(cpus) // workers]) for i in range(workers)]
@@ -289,7 +291,7 @@ def run_sweep(
     sweep: Sweep,
     runs_dir: str | os.PathLike,
     *,
-    workers: int = 1,
+    workers: int = 0,
     shard_index: int = 0,
     num_shards: int = 1,
     trainer: Sequence[str] = DEFAULT_TRAINER,
@@ -447,7 +449,9 @@ def _define_flags() -> None:
     m = {"module_name": sys.argv[0]}  # absl's --help lists the flags of the module keyed by sys.argv[0]
     flags.DEFINE_string("sweep", None, "Sweep file, path/to/sweep.py[:arg], defining get_sweep(arg).", **m)
     flags.DEFINE_string("runs_dir", "runs", "Runs go to <runs_dir>/<sweep name>/<run_id>/.", **m)
-    flags.DEFINE_integer("workers", 1, "Local training processes at a time, each pinned to its share of cores.", **m)
+    flags.DEFINE_integer(
+        "workers", 0, "Local training processes at a time, each pinned to its share of cores (0 = one per core).", **m
+    )
     flags.DEFINE_integer("shard_index", 0, "This process's share of the grid (0-based).", **m)
     flags.DEFINE_integer("num_shards", 1, "Number of shards the grid is split into (e.g. the SLURM array size).", **m)
     flags.DEFINE_bool("table_only", False, "Only rebuild results.csv/.parquet from the run folders.", **m)

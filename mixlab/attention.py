@@ -8,7 +8,8 @@ scores, not the matmuls, so "blocked" does fewer of them:
   - a custom VJP in the flash-attention form: the forward pass saves the output and the row log-sum-exp, not the
     probabilities, and the backward pass recomputes them in one exp and uses rowsum(dO * O) for the softmax's
     Jacobian, about half the passes of autodiff through jax.nn.dot_product_attention's XLA path.
-Measured effect on the train step: BUILD_NOTES.md, "CPU step time".
+"auto" falls back to "xla" where cuDNN refuses the call (no cuDNN, or a shape or dtype it does not take). Measured
+effect on the train step: BUILD_NOTES.md, "CPU step time".
 """
 
 from __future__ import annotations
@@ -37,7 +38,14 @@ def resolve(implementation: str, backend: str, dtype) -> str:
 def causal_attention(q_BxLxHxK: jax.Array, k_BxLxHxK: jax.Array, v_BxLxHxK: jax.Array, implementation: str):
     """softmax(q k^T / sqrt(K), causal) v -> [B, L, H, K], with `implementation` one of IMPLEMENTATIONS."""
     impl = resolve(implementation, jax.default_backend(), q_BxLxHxK.dtype)
-    if impl in ("xla", "cudnn"):
+    if impl == "cudnn":
+        try:
+            return jax.nn.dot_product_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, is_causal=True, implementation=impl)
+        except (ValueError, NotImplementedError, RuntimeError):  # no cuDNN, or a shape or version it does not take
+            if implementation == "cudnn":
+                raise
+            impl = "xla"  # "auto" falls back
+    if impl == "xla":
         return jax.nn.dot_product_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, is_causal=True, implementation=impl)
     if impl != "blocked":
         raise ValueError(f"attention implementation {implementation!r}: must be one of {IMPLEMENTATIONS}")

@@ -238,8 +238,9 @@ def test_cpu_slots_and_single_thread_env():
     assert cpu_slots(2, [0, 1]) == [(0,), (1,)]
     assert cpu_slots(2, [0, 1, 2, 3, 4]) == [(0, 1), (2, 3, 4)]
     assert cpu_slots(3, [0, 1]) == [(0,), (1,), (0,)]
+    assert cpu_slots(0, [0, 1, 2]) == [(0,), (1,), (2,)]  # 0: one per core
     with pytest.raises(ValueError, match="workers"):
-        cpu_slots(0)
+        cpu_slots(-1)
     env = worker_env(1, {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
     assert env["XLA_FLAGS"].split() == ["--xla_force_host_platform_device_count=8", SINGLE_THREAD_XLA_FLAG]
     assert env["OMP_NUM_THREADS"] == "1"

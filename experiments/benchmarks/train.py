@@ -51,8 +51,18 @@ def _batches(n: int, B: int, L: int, V: int, seed: int) -> list[Batch]:
     return out
 
 
+class _SyntheticStream:
+    """The MixtureStream interface DeviceStream needs, cycling through fixed random batches."""
+
+    def __init__(self, batches: list[Batch]):
+        self.batches, self.global_batch = batches, len(batches[0].tokens)
+
+    def batch(self, step: int, process_index: int = 0, process_count: int = 1) -> Batch:
+        return self.batches[step % len(self.batches)]
+
+
 def bench_size(size: str, args: argparse.Namespace) -> dict:
-    """Compile and time one model size; returns a row of measurements."""
+    """Compile and time one model size (an ensemble of args.ensemble members); returns a row of measurements."""
     cfg = base_config()
     cfg.model.update(size=size, dtype=args.dtype, attention=args.attention)
     optim = ml_collections.ConfigDict(cfg.optim.to_dict())
@@ -62,12 +72,18 @@ def bench_size(size: str, args: argparse.Namespace) -> dict:
     rules = sharding.resolve_rules()
     sharding.check_batch(args.batch // args.grad_accum, mesh, rules)
     spec = step.StepSpec.create(model_cfg, optim, 10_000, mesh, rules)
-    state, shardings = step.init_state(spec, mesh, rules, seed=0)
+    K = args.ensemble
     batch_sharding = sharding.batch_sharding(mesh, rules)
-    step_fn = step.jit_train_step(shardings, batch_sharding, mesh)
-    host = _batches(8, args.batch, args.seq_len, model_cfg.vocab_size, 0)
-    host = [step.pack(b) for b in host]
-    first = step.device_batch(host[0], batch_sharding, args.batch)
+    if K == 1:
+        state, shardings = step.init_state(spec, mesh, rules, seed=0)
+        step_fn = step.jit_train_step(shardings, batch_sharding, mesh)
+    else:
+        state, shardings = step.init_ensemble_state(spec, mesh, rules, list(range(K)))
+        step_fn = step.jit_ensemble_step(shardings, batch_sharding, mesh)
+        batch_sharding = step.stack_sharding(batch_sharding)
+    streams = [_SyntheticStream(_batches(8, args.batch, args.seq_len, model_cfg.vocab_size, k)) for k in range(K)]
+    stream = step.DeviceStream(streams, batch_sharding)
+    first = stream.batch(0)
     t0 = time.perf_counter()
     compiled = step_fn.lower(spec, state, first).compile()
     compile_s = time.perf_counter() - t0
@@ -86,7 +102,7 @@ def bench_size(size: str, args: argparse.Namespace) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
     for i in range(args.steps):
         d0 = time.perf_counter()
-        batch = step.device_batch(host[i % len(host)], batch_sharding, args.batch)
+        batch = stream.batch(i)
         state, m = compiled(state, batch)
         dispatch += time.perf_counter() - d0
         if pending is not None:
@@ -100,10 +116,11 @@ def bench_size(size: str, args: argparse.Namespace) -> dict:
     device = mesh.devices.flat[0]
     peak, source = metrics.device_peak_flops(device, args.dtype)
     peak_total = None if peak is None else peak * (1 if device.platform == "cpu" else mesh.devices.size)
-    tokens = args.batch * args.seq_len
+    tokens = K * args.batch * args.seq_len
     stats = device.memory_stats() or {}
     return {
         "size": size,
+        "ensemble": K,
         "params_total": total,
         "params_non_embedding": non_embedding,
         "tokens_per_step": tokens,
@@ -188,6 +205,7 @@ def main() -> None:
     p.add_argument("--grad_accum", type=int, default=1)
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--ensemble", type=int, default=1, help="K members of each size trained in one program")
     p.add_argument("--attention", default="auto", help="model.attention (mixlab.attention.IMPLEMENTATIONS)")
     p.add_argument("--out", default="", help="append one JSON line per size to this file")
     p.add_argument("--baseline", default="", help="a checkout of another commit to compare with, side by side")
