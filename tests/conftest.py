@@ -6,3 +6,19 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # scipy fits: one BLAS thread is faster on 2 shared cores
+
+
+import pytest  # noqa: E402 -- after the environment is set
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> str:
+    """A small BPE tokenizer (trained on SynBio text) for the trainer tests (tiny configs use the synthetic web)."""
+    from data_gen.synbio import Population, SynBio
+    from data_gen.synbio_tokens import ByteTokenizer
+    from data_gen.tokenizer import train_bpe
+
+    root = tmp_path_factory.mktemp("data")
+    synbio = SynBio(Population(200, 0), ByteTokenizer(), 0)
+    train_bpe([synbio.render_text(p, 0) for p in range(200)], 512, root / "tokenizer.json")
+    return str(root)

@@ -11,7 +11,7 @@ import pytest
 from mixlab import run_folder, train
 from mixlab.config import ConfigError
 from tests.checkpoints import read_numpy
-from tests.test_train import data_dir, rows, tiny  # noqa: F401 -- data_dir is a fixture
+from tests.test_train import rows, tiny
 
 MEMBERS = [dict(data__ratio=0.25, seed__=0), dict(data__ratio=0.5, seed__=1), dict(data__ratio=0.75, seed__=2)]
 TIMING = ("time", "tokens_per_s", "mfu", "data_wait_share")

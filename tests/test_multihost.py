@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mixlab import distributed, train
-from tests.test_train import K, data_dir, one_device, rows  # noqa: F401  (data_dir is a fixture)
+from tests.test_train import K, one_device, rows
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -30,7 +30,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow  # three cold compiles (reference + 2 processes): ~1.5 CPU-minutes
-def test_two_processes_equal_one(data_dir, tmp_path):  # noqa: F811
+def test_two_processes_equal_one(data_dir, tmp_path):
     cfg = one_device(data_dir)
     reference = str(tmp_path / "one")
     train.train_and_evaluate(cfg, reference)

@@ -8,21 +8,9 @@ import jax
 import numpy as np
 import pytest
 
-from data_gen.synbio import Population, SynBio
-from data_gen.synbio_tokens import ByteTokenizer
-from data_gen.tokenizer import train_bpe
 from mixlab import train
 from mixlab.config import ConfigMismatchError, base_config
 from tests.checkpoints import read_numpy
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> str:
-    """A small BPE tokenizer (trained on SynBio text) and a small synthetic web corpus, built once."""
-    root = tmp_path_factory.mktemp("data")
-    synbio = SynBio(Population(200, 0), ByteTokenizer(), 0)
-    train_bpe([synbio.render_text(p, 0) for p in range(200)], 512, root / "tokenizer.json")
-    return str(root)
 
 
 def tiny(data_dir: str, **overrides) -> "ml_collections.ConfigDict":  # noqa: F821

@@ -16,7 +16,8 @@ With --baseline=<checkout of another commit> (e.g. `git worktree add /tmp/base 2
 processes on the same flags and in rotating order, the baseline's bench as it was (glibc malloc defaults), the
 baseline under mixlab.host's malloc tuning, and this bench; the table gives each arm's median tokens/s over the
 rounds and the ratios new / baseline (what a user gains) and new / tuned baseline (what the code alone buys). Pin the
-parent with taskset: the children inherit the core.
+parent with taskset: the children inherit the core. --ensemble=K times K members of each size in one vmapped step
+(mixlab.train.train_ensemble's), tokens/s counting all members.
 """
 
 from __future__ import annotations
