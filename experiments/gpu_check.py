@@ -22,8 +22,7 @@ import jax
 from absl import app, flags
 from ml_collections import ConfigDict
 
-from experiments.sweep import load_config
-from mixlab.config import override, validate
+from mixlab.config import load_config, override, validate
 
 NUM_PEOPLE = 10_000
 

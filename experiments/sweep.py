@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import importlib.util
 import itertools
 import json
 import os
@@ -43,7 +42,16 @@ from tqdm import tqdm
 
 from experiments import results
 from mixlab import host, run_folder
-from mixlab.config import ConfigError, ensemble_key, override, static_num_steps, validate, with_run_length
+from mixlab.config import (
+    ConfigError,
+    ensemble_key,
+    load_config,
+    load_module,
+    override,
+    static_num_steps,
+    validate,
+    with_run_length,
+)
 from mixlab.run_folder import LOG_FILE, read_status
 
 DEFAULT_TRAINER: tuple[str, ...] = (sys.executable, "-m", "mixlab.main")
@@ -122,32 +130,15 @@ def run_id(point: Mapping[str, Scalar], labels: Mapping[str, str]) -> str:
     return rid
 
 
-def _load_module(spec: str, kind: str) -> tuple[Any, str, str]:
-    """Import the Python file of "path.py[:arg]"; returns (module, path, arg)."""
-    path, _, arg = spec.partition(":")
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{kind} file {path!r} does not exist")
-    module_spec = importlib.util.spec_from_file_location(f"_{kind}_{Path(path).stem}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module, path, arg
-
-
 def load_sweep(spec: str) -> Sweep:
     """Load "path/to/sweep.py[:arg]" and call its get_sweep(arg) (get_sweep() when no arg is given)."""
-    module, path, arg = _load_module(spec, "sweep")
+    module, path, arg = load_module(spec, "sweep")
     if not hasattr(module, "get_sweep"):
         raise AttributeError(f"sweep file {path!r} has no get_sweep(arg) function")
     sweep = module.get_sweep(arg) if arg else module.get_sweep()
     if not isinstance(sweep, Sweep):
         raise TypeError(f"{path}: get_sweep must return an experiments.sweep.Sweep, got {type(sweep).__name__}")
     return sweep
-
-
-def load_config(spec: str) -> ConfigDict:
-    """Load a training config file "path.py[:arg]" the way config_flags does (get_config(arg) or get_config())."""
-    module, _, arg = _load_module(spec, "config")
-    return module.get_config(arg) if arg else module.get_config()
 
 
 def point_config(sweep: Sweep, point: Mapping[str, Scalar]) -> ConfigDict:

@@ -9,6 +9,7 @@ key, its value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import math
 from collections.abc import Mapping
@@ -64,6 +65,23 @@ class ConfigError(ValueError):
 
 class ConfigMismatchError(ValueError):
     """The config of a run folder or checkpoint differs from the config of the run trying to use it."""
+
+
+def load_module(spec: str, kind: str) -> tuple[Any, str, str]:
+    """Import the Python file of "path.py[:arg]"; returns (module, path, arg)."""
+    path, _, arg = spec.partition(":")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{kind} file {path!r} does not exist")
+    module_spec = importlib.util.spec_from_file_location(f"_{kind}_{Path(path).stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module, path, arg
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+    """Load a training config file "path.py[:arg]" the way config_flags does (get_config(arg) or get_config())."""
+    module, _, arg = load_module(spec, "config")
+    return module.get_config(arg) if arg else module.get_config()
 
 
 def base_config() -> ml_collections.ConfigDict:

@@ -15,6 +15,7 @@ allowed range, and exit status 2.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import sys
@@ -25,7 +26,7 @@ from absl import logging as absl_logging
 from ml_collections import config_flags
 
 from mixlab import distributed, host, train
-from mixlab.config import ConfigError, ConfigMismatchError, override
+from mixlab.config import ConfigError, ConfigMismatchError, flatten, load_config, override
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config: path/to/config.py[:arg].")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder (created; resumed if it holds a checkpoint).")
@@ -93,8 +94,32 @@ def member_configs(config, members_json: str) -> tuple[list, list[str]]:
     return configs, [str(m["workdir"]) for m in members]
 
 
+def preflight(argv: list[str]) -> None:
+    """ConfigError, before absl parses the flags, for a --config file that cannot be loaded or a --config.<key>
+    that is not one of its keys (absl would print the config loader's traceback instead of one line)."""
+    spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+    if spec is None:
+        return
+    try:
+        config = load_config(spec)
+    except Exception as e:  # whatever the config file raises is reported in one line
+        raise ConfigError(f"--config={spec}: {type(e).__name__}: {e}".splitlines()[0]) from None
+    known = list(flatten(config.to_dict()))
+    for arg in argv:
+        if arg.startswith("--config.") and arg.split("=", 1)[0][len("--config.") :] not in known:
+            key = arg.split("=", 1)[0][len("--config.") :]
+            near = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
+            hint = f"; nearest known keys: {', '.join(near)}" if near else ""
+            raise ConfigError(f"unknown config key {key!r} (from {arg}){hint}")
+
+
 def run() -> None:
     host.reexec_tuned()
+    try:
+        preflight(sys.argv[1:])
+    except ConfigError as e:
+        print(f"mixlab: {e}", file=sys.stderr)
+        sys.exit(2)
     flags.mark_flags_as_required(["config"])
     app.run(main)
 

@@ -433,6 +433,18 @@ def _last_eval_row(workdir: str) -> dict:
     return rows[-1]
 
 
+def check_workdir(workdir: str) -> None:
+    """ConfigError unless `workdir` is a folder, or can be created as one, that this process may write."""
+    path = os.path.abspath(workdir)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(f"workdir {workdir!r} exists and is not a folder")
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"workdir {workdir!r}: {existing!r} is not a folder this process can write in")
+
+
 def train_and_evaluate(
     config: ml_collections.ConfigDict, workdir: str, *, stop_after: int | None = None
 ) -> dict[str, Any]:
@@ -460,6 +472,8 @@ def train_ensemble(
         raise ValueError(f"need one workdir per config, got {len(configs)} configs and {len(workdirs)} workdirs")
     if len(set(map(os.path.abspath, workdirs))) < len(workdirs):
         raise ConfigError(f"two members of an ensemble share a workdir: {workdirs}")
+    for workdir in workdirs:
+        check_workdir(workdir)
     configs = [ml_collections.ConfigDict(c.to_dict()) for c in configs]  # private, unlocked, placeholders resolved
     checked = [config_lib.validate(c) for c in configs]
     config_lib.check_ensemble(configs)
@@ -491,7 +505,10 @@ def _train_new(configs: list, workdirs: list[str], mesh, rules, stop_after: int 
             run_folder.write_status(workdir, value, error, time.perf_counter() - t0 if wall is None else wall)
 
     for workdir in workdirs:
-        os.makedirs(workdir, exist_ok=True)
+        try:
+            os.makedirs(workdir, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"workdir {workdir!r}: cannot create it: {e.strerror}") from None
         status(workdir, "running", None, None)
     runs: list[_Run] = []
     try:

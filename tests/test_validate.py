@@ -176,3 +176,39 @@ def test_the_cli_refuses_in_one_line_with_exit_status_2(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1] == "mixlab: optim.schedule='cosinee': must be one of ('wsd', 'cosine')"
     assert "Traceback" not in out.stderr and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--config=experiments/configs/nope.py"], "mixlab: --config=experiments/configs/nope.py: FileNotFoundError"),
+        (["--config=experiments/configs/tiny.py:bogus=1"], "ValueError: config arg 'bogus': unknown key"),
+        (
+            ["--config=experiments/configs/tiny.py:runlocal", "--config.train.foo=1"],
+            "mixlab: unknown config key 'train.foo' (from --config.train.foo=1); nearest known keys: train.tokens",
+        ),
+        (["--config=experiments/configs/tiny.py:runlocal", "--config.optim.lrr=1"], "nearest known keys: optim.lr,"),
+    ],
+)
+def test_bad_config_files_and_unknown_keys_are_one_line(tmp_path, args, message):
+    out = subprocess.run(
+        [sys.executable, "-m", "mixlab.main", *args, f"--workdir={tmp_path}/run"],
+        cwd=ROOT, env={**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert message in out.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_workdir_that_is_a_file_or_cannot_be_created_is_refused_before_anything(tmp_path):
+    from mixlab import train
+    from tests.test_train import tiny
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError, match="exists and is not a folder"):
+        train.train_and_evaluate(tiny(str(tmp_path)), str(blocker))
+    with pytest.raises(ConfigError, match="is not a folder this process can write in"):
+        train.train_and_evaluate(tiny(str(tmp_path)), str(blocker / "run"))
+    assert blocker.read_text() == "not a folder" and sorted(p.name for p in tmp_path.iterdir()) == ["file"]
