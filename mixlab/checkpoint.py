@@ -8,7 +8,9 @@ of the abstract state passed in, so a checkpoint written on 8 devices restores o
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,6 +44,14 @@ def _handler_registry() -> ocp.handlers.DefaultCheckpointHandlerRegistry:
     registry.add("meta", ocp.args.JsonSave, ocp.handlers.JsonCheckpointHandler())
     registry.add("meta", ocp.args.JsonRestore, ocp.handlers.JsonCheckpointHandler())
     return registry
+
+
+class CheckpointError(RuntimeError):
+    """No checkpoint of a run that has some can be restored (each unreadable one was moved aside, not deleted)."""
+
+
+class CorruptCheckpointError(RuntimeError):
+    """One checkpoint could not be read; it has been moved aside (the message says where)."""
 
 
 class Checkpointer:
@@ -79,18 +89,37 @@ class Checkpointer:
         """Restore `step` (default: latest) into the shapes, dtypes and shardings of `abstract_state`.
 
         The saved config must be this Checkpointer's config (mixlab.config.check_same_run: ConfigMismatchError).
+        A checkpoint that cannot be read (a truncated or missing file) is moved aside and CorruptCheckpointError
+        raised, so that the caller can fall back to an older one.
         """
         step = self.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
-        meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        try:
+            meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        except Exception as e:  # orbax and tensorstore raise many kinds for a damaged checkpoint
+            raise self._quarantine(step, e) from None
         check_same_run(meta["config"], self.config, f"checkpoint {self.directory} step {step}")
         target = jax.tree_util.tree_map(
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), abstract_state
         )
         restore = ocp.args.PyTreeRestore(target, restore_args=ocp.checkpoint_utils.construct_restore_args(target))
-        restored = self._manager.restore(step, args=ocp.args.Composite(state=restore))
+        try:
+            restored = self._manager.restore(step, args=ocp.args.Composite(state=restore))
+        except Exception as e:
+            raise self._quarantine(step, e) from None
         return restored["state"], meta
+
+    def _quarantine(self, step: int, error: Exception) -> CorruptCheckpointError:
+        """Move checkpoint `step` aside (never delete it) and describe why, for the caller to raise."""
+        source = os.path.join(self.directory, str(step))
+        target = os.path.join(os.path.dirname(self.directory), f"corrupt-checkpoint-{step}-{int(time.time())}")
+        os.replace(source, target)
+        self._manager.reload()
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        message = f"checkpoint {source} cannot be read ({type(error).__name__}: {reason}); moved to {target}"
+        logging.getLogger("mixlab.train").warning("%s", message)
+        return CorruptCheckpointError(message)
 
     def close(self) -> None:
         self._manager.wait_until_finished()

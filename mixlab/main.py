@@ -26,6 +26,7 @@ from absl import logging as absl_logging
 from ml_collections import config_flags
 
 from mixlab import distributed, host, train
+from mixlab.checkpoint import CheckpointError
 from mixlab.config import ConfigError, ConfigMismatchError, flatten, load_config, override
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config: path/to/config.py[:arg].")
@@ -69,7 +70,7 @@ def main(argv: list[str]) -> None:
         else:
             configs, workdirs = member_configs(_CONFIG.value, _MEMBERS.value)
             train.train_ensemble(configs, workdirs, stop_after=_STOP_AFTER.value)
-    except (ConfigError, ConfigMismatchError) as e:
+    except (ConfigError, ConfigMismatchError, CheckpointError) as e:
         print(f"mixlab: {e}", file=sys.stderr)
         sys.exit(2)
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from mixlab import checkpoint, evaluate, metrics, run_folder, sharding, sources
 from mixlab import config as config_lib
+from mixlab.checkpoint import CheckpointError, CorruptCheckpointError
 from mixlab.config import ConfigError
 from mixlab.mixture import Prefetcher
 from mixlab.model import ModelConfig, param_counts
@@ -248,7 +249,7 @@ def _train(runs: list[_Run], mesh, rules, stop_after: int | None) -> None:
         step_fn, batch_sharding = jit_ensemble_step(shardings, batch_sharding, mesh), stack_sharding(batch_sharding)
     member = _member_fn(len(runs), shardings)
     if start:
-        state = _restore(runs, state, shardings, start)
+        state, start = _restore_newest(runs, state, shardings)
         logging.info("resumed %s at step %d", ", ".join(run.workdir for run in runs), start)
     logits_fn = LogitsFn(spec.graphdef, mesh if jax.process_count() > 1 else None)
     prefetch = Prefetcher(
@@ -304,6 +305,20 @@ def _member_fn(K: int, shardings: dict):
     if K == 1:
         return lambda state, k: state
     return jax.jit(member_state, static_argnums=1, out_shardings=shardings)
+
+
+def _restore_newest(runs: list[_Run], state: Any, shardings: dict) -> tuple[Any, int]:
+    """(state, step) from the newest checkpoint step that every run can read; an unreadable checkpoint is moved
+    aside with a warning and the next older one tried. CheckpointError when none is left: never a silent restart."""
+    while True:
+        step = _common_start(runs)
+        if not step:
+            folders = ", ".join(run.ckpt.directory for run in runs)
+            raise CheckpointError(f"no readable checkpoint is left in {folders} (unreadable ones were moved aside)")
+        try:
+            return _restore(runs, state, shardings, step), step
+        except CorruptCheckpointError:
+            continue
 
 
 def _restore(runs: list[_Run], state: Any, shardings: dict, step: int) -> Any:
