@@ -54,6 +54,18 @@ class CorruptCheckpointError(RuntimeError):
     """One checkpoint could not be read; it has been moved aside (the message says where)."""
 
 
+def saved_config(directory: str) -> dict[str, Any] | None:
+    """The config recorded in the newest checkpoint under `directory` (None: no checkpoint), read without writing."""
+    if not os.path.isdir(directory):
+        return None
+    options = ocp.CheckpointManagerOptions(create=False, read_only=True)
+    with ocp.CheckpointManager(os.path.abspath(directory), options=options, handler_registry=_handler_registry()) as m:
+        step = m.latest_step()
+        if step is None:
+            return None
+        return m.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]["config"]
+
+
 class Checkpointer:
     """Saves and restores {'state': pytree of arrays, 'meta': JSON dict (config, timers, ...)} by step."""
 

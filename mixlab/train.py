@@ -497,6 +497,8 @@ def train_ensemble(
     todo = []
     for i, (config, workdir) in enumerate(zip(configs, workdirs, strict=True)):
         saved = run_folder.read_config(workdir) if os.path.isdir(workdir) else None
+        if saved is None:  # a folder without config.json may still hold checkpoints of another run
+            saved = checkpoint.saved_config(os.path.join(workdir, run_folder.CHECKPOINT_DIR))
         if saved is not None:
             config_lib.check_same_run(saved, config_lib.as_dict(config), f"run folder {workdir}")
             if run_folder.is_complete(workdir):

@@ -246,3 +246,15 @@ def test_no_readable_checkpoint_is_an_error_not_a_restart(data_dir, tmp_path):
     with pytest.raises(CheckpointError, match="no readable checkpoint is left"):
         train.train_and_evaluate(cfg, workdir)
     assert len(rows(workdir)) == logged and json.load(open(os.path.join(workdir, "status.json")))["status"] == "failed"
+
+
+def test_a_folder_without_config_json_is_checked_against_its_checkpoints_before_anything_is_written(data_dir, tmp_path):
+    cfg = tiny(data_dir, train__num_steps=6, train__checkpoint_every=3)
+    workdir = str(tmp_path / "run")
+    train.train_and_evaluate(cfg, workdir, stop_after=3)
+    os.remove(os.path.join(workdir, "config.json"))
+    before = sorted(os.listdir(workdir))
+    with pytest.raises(ConfigMismatchError, match=r"seed: saved=0 now=5"):
+        train.train_and_evaluate(tiny(data_dir, train__num_steps=6, train__checkpoint_every=3, seed__=5), workdir)
+    assert sorted(os.listdir(workdir)) == before  # no config.json of the wrong run
+    assert train.train_and_evaluate(cfg, workdir)["step"] == 6  # the original command still resumes
