@@ -132,10 +132,10 @@ class RunFacts:
 class _Run:
     """One run of a training session (alone, or a member of an ensemble): its folder, facts, writers, checkpoints."""
 
-    def __init__(self, config: ml_collections.ConfigDict, workdir: str, mesh, prepared: Any):
+    def __init__(self, config: ml_collections.ConfigDict, workdir: str, mesh, prepared: Any, facts: RunFacts):
         self.config, self.workdir, self.mesh = config, workdir, mesh
         self.prepared = prepared
-        self.facts = RunFacts(config, prepared, mesh)
+        self.facts = facts
         config.train.num_steps = self.facts.num_steps  # `config` is train_ensemble's private copy
         self.resolved = config_lib.as_dict(config)  # what config.json and every checkpoint record
         self.is_writer = jax.process_index() == 0
@@ -521,6 +521,16 @@ def _train_new(configs: list, workdirs: list[str], mesh, rules, stop_after: int 
         if is_writer:
             run_folder.write_status(workdir, value, error, time.perf_counter() - t0 if wall is None else wall)
 
+    prepared: dict[str, Any] = {}  # data and run facts first: a run that cannot start gets no folder
+    facts = []
+    for config in configs:
+        key = json.dumps(config.data.to_dict(), sort_keys=True, default=str)
+        if key not in prepared:
+            prepared[key] = _prepare(config)
+        facts.append((prepared[key], RunFacts(config, prepared[key], mesh)))
+    num_steps = {f.num_steps for _, f in facts}
+    if len(num_steps) > 1:
+        raise ConfigError(f"the members of an ensemble resolve to different numbers of steps: {sorted(num_steps)}")
     for workdir in workdirs:
         try:
             os.makedirs(workdir, exist_ok=True)
@@ -529,15 +539,8 @@ def _train_new(configs: list, workdirs: list[str], mesh, rules, stop_after: int 
         status(workdir, "running", None, None)
     runs: list[_Run] = []
     try:
-        prepared: dict[str, Any] = {}
-        for config, workdir in zip(configs, workdirs, strict=True):
-            key = json.dumps(config.data.to_dict(), sort_keys=True, default=str)
-            if key not in prepared:
-                prepared[key] = _prepare(config)
-            runs.append(_Run(config, workdir, mesh, prepared[key]))
-        num_steps = {run.facts.num_steps for run in runs}
-        if len(num_steps) > 1:
-            raise ConfigError(f"the members of an ensemble resolve to different numbers of steps: {sorted(num_steps)}")
+        for config, workdir, (data, run_facts) in zip(configs, workdirs, facts, strict=True):
+            runs.append(_Run(config, workdir, mesh, data, run_facts))
         if is_writer:
             for run in runs:
                 config_json = os.path.join(run.workdir, run_folder.CONFIG_FILE)

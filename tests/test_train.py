@@ -258,3 +258,10 @@ def test_a_folder_without_config_json_is_checked_against_its_checkpoints_before_
         train.train_and_evaluate(tiny(data_dir, train__num_steps=6, train__checkpoint_every=3, seed__=5), workdir)
     assert sorted(os.listdir(workdir)) == before  # no config.json of the wrong run
     assert train.train_and_evaluate(cfg, workdir)["step"] == 6  # the original command still resumes
+
+
+def test_a_run_that_cannot_start_leaves_no_folder(data_dir, tmp_path):
+    """Sequences shorter than the longest biography pass the config check but not the stream: no folder is made."""
+    with pytest.raises(ValueError, match="seq_len"):
+        train.train_and_evaluate(tiny(data_dir, data__seq_len=16), str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
