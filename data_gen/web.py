@@ -5,7 +5,8 @@ Readers: a path is a parquet file with a `text` column (FineWeb-Edu's layout), a
 hidden entries skipped).
 
 Store layout (`build_store`), one directory:
-    manifest.json                 sources (names + sha256), tokenizer fingerprint, dtype, counts, val split
+    manifest.json                 sources (names + sha256), tokenizer fingerprint, dtype, counts, val split,
+                                  and per split the size in bytes and sha256 of tokens.bin (checked at open)
     train/tokens.bin, val/tokens.bin          flat token arrays (uint16 when the vocabulary fits, else uint32)
     train/offsets.npy, val/offsets.npy        int64 [docs + 1]: document i is tokens[offsets[i]:offsets[i + 1]]
     train/doc_ids.npy, val/doc_ids.npy        index of each stored document in the input order
@@ -40,6 +41,13 @@ class EmptyCorpusError(ValueError):
 
 class TokenizerMismatchError(ValueError):
     """A store opened or rebuilt with a tokenizer other than the one that built it."""
+
+
+class StoreIntegrityError(ValueError):
+    """A store whose tokens.bin differs from its manifest's record (or that has no record: older code built it)."""
+
+
+_REBUILD = "delete {} to have the next training run (or python -m data_gen.prepare) rebuild it"
 
 
 def list_files(path: str | os.PathLike) -> list[Path]:
@@ -133,6 +141,7 @@ class TokenStore:
         self.doc_ids = np.load(d / "doc_ids.npy")
         self.num_docs = len(self.offsets) - 1
         self.num_tokens = int(self.offsets[-1])
+        _check_tokens_file(d / "tokens.bin", manifest["splits"][split], directory)
         dtype = np.dtype(manifest["dtype"])
         self.tokens = (
             np.memmap(d / "tokens.bin", dtype=dtype, mode="r", shape=(self.num_tokens,))
@@ -142,7 +151,8 @@ class TokenStore:
 
     @classmethod
     def open(cls, directory: str | os.PathLike, tokenizer, split: str = "train") -> TokenStore:
-        """Open a split of a store; refuses a store built with another tokenizer."""
+        """Open a split of a store; refuses a store built with another tokenizer, or whose tokens.bin differs from
+        the manifest's size and sha256 (StoreIntegrityError)."""
         directory = Path(directory)
         if split not in SPLITS:
             raise ValueError(f"split={split!r}: expected one of {SPLITS}")
@@ -174,6 +184,26 @@ def _check_tokenizer(manifest: dict, tokenizer, directory: Path) -> None:
             f"token store {directory} was built with tokenizer {built['fingerprint'][:16]} "
             f"(vocab_size {built['vocab_size']}), not with the given one {tokenizer.fingerprint[:16]} "
             f"(vocab_size {tokenizer.vocab_size}); use the matching tokenizer or rebuild into another directory"
+        )
+
+
+def _check_tokens_file(path: Path, record: dict, directory: Path) -> None:
+    """StoreIntegrityError unless the file at path has the size and sha256 that the manifest records for it."""
+    fix = _REBUILD.format(directory)
+    if "sha256" not in record:
+        raise StoreIntegrityError(
+            f"token store {directory} predates integrity records (manifest.json has no size and sha256 for "
+            f"{path.parent.name}/{path.name}); {fix}"
+        )
+    size = path.stat().st_size if path.exists() else None
+    if size != record["bytes"]:
+        found = "no file" if size is None else f"{size} bytes"
+        raise StoreIntegrityError(f"token store file {path}: expected {record['bytes']} bytes, found {found}; {fix}")
+    digest = sha256_file(path)
+    if digest != record["sha256"]:
+        raise StoreIntegrityError(
+            f"token store file {path}: expected sha256 {record['sha256']}, found {digest} (same size, other "
+            f"content); {fix}"
         )
 
 
@@ -210,7 +240,13 @@ def _write_split(all_tokens: np.ndarray, offsets: np.ndarray, ids: np.ndarray, d
                 f.write(np.concatenate([all_tokens[offsets[i] : offsets[i + 1]] for i in chunk]).tobytes())
     np.save(d / "offsets.npy", np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
     np.save(d / "doc_ids.npy", doc_ids[ids].astype(np.int64))
-    return {"docs": int(len(ids)), "tokens": int(lengths.sum())}
+    tokens_bin = d / "tokens.bin"
+    return {
+        "docs": int(len(ids)),
+        "tokens": int(lengths.sum()),
+        "bytes": tokens_bin.stat().st_size,
+        "sha256": sha256_file(tokens_bin),
+    }
 
 
 def build_store(

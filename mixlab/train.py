@@ -428,17 +428,23 @@ class _StepLog:
 
 
 def _prepare(config: ml_collections.ConfigDict) -> Any:
-    """data_gen.prepare.prepare, run by process 0 first when there are several (they may share data.dir)."""
+    """data_gen.prepare.prepare, run by process 0 first when there are several (they may share data.dir).
+
+    A damaged token store under data.dir is a ConfigError (one line from mixlab.main), not a traceback."""
     from jax.experimental import multihost_utils
 
     from data_gen.prepare import prepare
+    from data_gen.web import StoreIntegrityError
 
-    if jax.process_count() == 1:
-        return prepare(config.data)
-    if jax.process_index() == 0:
-        prepared = prepare(config.data)
-    multihost_utils.sync_global_devices("mixlab: data prepared")
-    return prepared if jax.process_index() == 0 else prepare(config.data)
+    try:
+        if jax.process_count() == 1:
+            return prepare(config.data)
+        if jax.process_index() == 0:
+            prepared = prepare(config.data)
+        multihost_utils.sync_global_devices("mixlab: data prepared")
+        return prepared if jax.process_index() == 0 else prepare(config.data)
+    except StoreIntegrityError as e:
+        raise ConfigError(f"data.dir={config.data.dir!r}: {e}") from None
 
 
 def _last_eval_row(workdir: str) -> dict:

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from data_gen.atomic import building
+from data_gen.hashing import sha256_file
 from data_gen.tokenizer import train_bpe
 from data_gen.web import (
     EmptyCorpusError,
@@ -109,7 +110,13 @@ def test_store_round_trips_and_splits(corpus, tok, tmp_path):
         for i in range(store.num_docs):
             assert tok.decode(store.doc(i)) == texts[store.doc_ids[i]]
     m = train.manifest
-    assert m["splits"]["train"] == {"docs": 54, "tokens": train.num_tokens}
+    tokens_bin = tmp_path / "store/train/tokens.bin"
+    assert m["splits"]["train"] == {
+        "docs": 54,
+        "tokens": train.num_tokens,
+        "bytes": 2 * train.num_tokens,
+        "sha256": sha256_file(tokens_bin),
+    }
     assert m["tokenizer"]["fingerprint"] == tok.fingerprint and m["dtype"] == "uint16"
     assert {f["name"] for f in m["sources"]["files"]} >= {"b.jsonl", "txt/0.txt"}
     assert train.num_tokens == sum(len(tok.encode(texts[j])) for j in train.doc_ids)
