@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -191,10 +192,8 @@ def _check_tokens_file(path: Path, record: dict, directory: Path) -> None:
     """StoreIntegrityError unless the file at path has the size and sha256 that the manifest records for it."""
     fix = _REBUILD.format(directory)
     if "sha256" not in record:
-        raise StoreIntegrityError(
-            f"token store {directory} predates integrity records (manifest.json has no size and sha256 for "
-            f"{path.parent.name}/{path.name}); {fix}"
-        )
+        _record_integrity(path, record, directory)
+        return
     size = path.stat().st_size if path.exists() else None
     if size != record["bytes"]:
         found = "no file" if size is None else f"{size} bytes"
@@ -205,6 +204,21 @@ def _check_tokens_file(path: Path, record: dict, directory: Path) -> None:
             f"token store file {path}: expected sha256 {record['sha256']}, found {digest} (same size, other "
             f"content); {fix}"
         )
+
+
+def _record_integrity(path: Path, record: dict, directory: Path) -> None:
+    """A store built before integrity records: record its file's size and sha256 in the manifest now (atomically;
+    trusted on first use, with a warning), so that every later open checks them."""
+    record.update(bytes=path.stat().st_size, sha256=sha256_file(path))
+    manifest_path = directory / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["splits"][path.parent.name].update(bytes=record["bytes"], sha256=record["sha256"])
+    tmp = manifest_path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+    os.replace(tmp, manifest_path)
+    logging.getLogger(__name__).warning(
+        "token store %s had no integrity record for %s: recorded its size and sha256 now", directory, path.name
+    )
 
 
 def _tokenize(docs: Iterable[str], tokenizer, path: Path, dtype: np.dtype, batch_docs: int) -> tuple[list, int]:

@@ -72,13 +72,17 @@ def test_a_damaged_tokens_bin_is_refused_at_open_and_at_rebuild(store, damage, m
     TokenStore.open(store, Bytes(), "val")  # the intact split still opens
 
 
-def test_a_store_built_without_integrity_records_is_refused_with_the_rebuild_advice(store):
+def test_a_store_built_without_integrity_records_records_them_once_and_is_checked_after(store):
     path = store / "manifest.json"
     manifest = json.loads(path.read_text())
-    for record in manifest["splits"].values():
-        del record["bytes"], record["sha256"]
+    recorded = {split: (r.pop("bytes"), r.pop("sha256")) for split, r in manifest["splits"].items()}
     path.write_text(json.dumps(manifest))
-    with pytest.raises(StoreIntegrityError, match=f"token store {store} predates integrity records .*; delete {store}"):
+    TokenStore.open(store, Bytes())  # trusted on first use: the records are written back
+    again = json.loads(path.read_text())["splits"]["train"]
+    assert (again["bytes"], again["sha256"]) == recorded["train"]
+    damage = store / "train" / "tokens.bin"
+    damage.write_bytes(damage.read_bytes()[:-2])
+    with pytest.raises(StoreIntegrityError, match="expected .* bytes"):
         TokenStore.open(store, Bytes())
 
 
