@@ -8,10 +8,11 @@ of the abstract state passed in, so a checkpoint written on 8 devices restores o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jax
@@ -48,6 +49,11 @@ def _handler_registry() -> ocp.handlers.DefaultCheckpointHandlerRegistry:
 
 class CheckpointError(RuntimeError):
     """No checkpoint of a run that has some can be restored (each unreadable one was moved aside, not deleted)."""
+
+
+def state_bytes(state: Any) -> int:
+    """Bytes of one checkpoint of `state` (all its arrays), before orbax's small metadata files."""
+    return sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(state))
 
 
 class CorruptCheckpointError(RuntimeError):
@@ -92,10 +98,24 @@ class Checkpointer:
         return list(self._manager.all_steps())
 
     def save(self, step: int, state: Any, meta: Mapping[str, Any]) -> None:
-        """Save asynchronously (the device-to-host copy completes before this returns, so `state` may be donated)."""
+        """Save asynchronously (the device-to-host copy completes before this returns, so `state` may be donated).
+
+        A failed write (of this save, or of the previous one, which finished in the background) raises
+        CheckpointError in one line: training does not go on without its checkpoints.
+        """
         record = {"step": int(step), "config": self.config, **meta}
         args = ocp.args.Composite(state=ocp.args.PyTreeSave(state), meta=ocp.args.JsonSave(record))
-        self._manager.save(int(step), args=args, force=True)
+        with self._write_errors(step):
+            self._manager.check_for_errors()
+            self._manager.save(int(step), args=args, force=True)
+
+    @contextlib.contextmanager
+    def _write_errors(self, step: int) -> Iterator[None]:
+        try:
+            yield
+        except Exception as e:  # orbax wraps OSError (disk full, permissions) in several ways
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[-1][:300]
+            raise CheckpointError(f"writing checkpoint {step} to {self.directory} failed: {reason}") from None
 
     def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
         """Restore `step` (default: latest) into the shapes, dtypes and shardings of `abstract_state`.
@@ -134,5 +154,7 @@ class Checkpointer:
         return CorruptCheckpointError(message)
 
     def close(self) -> None:
-        self._manager.wait_until_finished()
+        with self._write_errors(self.latest_step() or 0):
+            self._manager.wait_until_finished()
+            self._manager.check_for_errors()
         self._manager.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging as std_logging
 import os
+import shutil
 import sys
 import time
 from typing import Any
@@ -21,7 +22,7 @@ import numpy as np
 
 from mixlab import checkpoint, evaluate, metrics, run_folder, sharding, sources
 from mixlab import config as config_lib
-from mixlab.checkpoint import CheckpointError, CorruptCheckpointError
+from mixlab.checkpoint import CheckpointError, CorruptCheckpointError, state_bytes
 from mixlab.config import ConfigError
 from mixlab.mixture import Prefetcher
 from mixlab.model import ModelConfig, param_counts
@@ -248,6 +249,8 @@ def _train(runs: list[_Run], mesh, rules, stop_after: int | None) -> None:
         state, shardings = init_ensemble_state(spec, mesh, rules, [run.config.seed for run in runs])
         step_fn, batch_sharding = jit_ensemble_step(shardings, batch_sharding, mesh), stack_sharding(batch_sharding)
     member = _member_fn(len(runs), shardings)
+    for run in runs:
+        _check_free_space(run, state_bytes(state) // len(runs))
     if start:
         state, start = _restore_newest(runs, state, shardings)
         logging.info("resumed %s at step %d", ", ".join(run.workdir for run in runs), start)
@@ -298,6 +301,22 @@ def _train(runs: list[_Run], mesh, rules, stop_after: int | None) -> None:
                 log.paused += time.perf_counter() - t0
     finally:
         prefetch.close()
+
+
+def _check_free_space(run: _Run, checkpoint_bytes: int) -> None:
+    """CheckpointError before training unless the run folder's disk holds keep_checkpoints + 1 checkpoints (the
+    newest is written before the oldest is removed) plus 10%."""
+    t = run.config.train
+    if jax.process_index() != 0:
+        return
+    need = int(1.1 * (t.keep_checkpoints + 1) * checkpoint_bytes)
+    free = shutil.disk_usage(run.workdir).free
+    if free < need:
+        raise CheckpointError(
+            f"{run.workdir}: {free / 2**20:.1f} MiB free, but {t.keep_checkpoints + 1} checkpoints of "
+            f"{checkpoint_bytes / 2**20:.1f} MiB need {need / 2**20:.1f} MiB; free space or lower "
+            "train.keep_checkpoints"
+        )
 
 
 def _member_fn(K: int, shardings: dict):

@@ -10,6 +10,7 @@ import pytest
 
 from mixlab import train
 from mixlab.config import ConfigMismatchError, base_config
+from mixlab.run_folder import read_status
 from tests.checkpoints import read_numpy
 
 
@@ -265,3 +266,31 @@ def test_a_run_that_cannot_start_leaves_no_folder(data_dir, tmp_path):
     with pytest.raises(ValueError, match="seq_len"):
         train.train_and_evaluate(tiny(data_dir, data__seq_len=16), str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+def test_too_little_disk_for_the_checkpoints_is_refused_before_training(data_dir, tmp_path, monkeypatch):
+    import shutil as shutil_module
+
+    from mixlab.checkpoint import CheckpointError
+
+    usage = shutil_module.disk_usage(tmp_path)
+    monkeypatch.setattr(train.shutil, "disk_usage", lambda path: usage._replace(free=2**20))  # 1 MiB left
+    with pytest.raises(CheckpointError, match=r"1\.0 MiB free, but 3 checkpoints of .* MiB need"):
+        train.train_and_evaluate(tiny(data_dir), str(tmp_path / "run"))
+    assert not (tmp_path / "run" / "metrics.jsonl").exists() and read_status(tmp_path / "run")["status"] == "failed"
+
+
+def test_a_failed_checkpoint_write_stops_the_run_in_one_line(data_dir, tmp_path, monkeypatch):
+    from mixlab import checkpoint
+    from mixlab.checkpoint import CheckpointError
+
+    def full_disk(self, step, args, force):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.ocp.CheckpointManager, "save", full_disk)
+    cfg = tiny(data_dir, train__num_steps=6, train__checkpoint_every=3)
+    with pytest.raises(CheckpointError, match=r"writing checkpoint 3 to .* failed: .*No space left on device"):
+        train.train_and_evaluate(cfg, str(tmp_path / "run"))
+    status = read_status(tmp_path / "run")
+    assert status["status"] == "failed" and "No space left on device" in status["error"]
+    assert max(r["step"] for r in rows(tmp_path / "run")) == 3  # it stopped at the failed write
