@@ -7,11 +7,13 @@ list of config overrides, usually built with `grid`). Each point trains in `runs
 
 (a point that sets one of train.num_steps/tokens/exposures also sets the other two to 0). Run ids are the overrides,
 readable: "size=t57k,ratio=0.2,seed=1". Completed runs (status.json "complete") are skipped; every other run is
-(re-)launched and the trainer resumes it from its checkpoint. A run that crashes is recorded as failed (status.json,
-with the trainer's output in train.log) and its siblings go on. Each distinct data set is prepared once before the
-workers start. Each of the N local workers is pinned to its share of the cores (one core: single-threaded XLA);
-`--shard_index/--num_shards` split the grid between hosts that share only a filesystem. At the end,
-runs/<sweep>/results.csv and .parquet are rebuilt from all run folders (experiments/results.py).
+(re-)launched and the trainer resumes it from its checkpoint, except a run whose folder another live process holds
+(mixlab.run_folder.lock, e.g. a second sweep on the same folder): it is skipped as "held" and left to that process.
+Trainers die with the sweep, even when it is SIGKILLed (mixlab.host.die_with_parent). A run that crashes is recorded
+as failed (status.json, with the trainer's output in train.log) and its siblings go on. Each distinct data set is
+prepared once before the workers start. Each of the N local workers is pinned to its share of the cores (one core:
+single-threaded XLA); `--shard_index/--num_shards` split the grid between hosts that share only a filesystem. At the
+end, runs/<sweep>/results.csv and .parquet are rebuilt from all run folders (experiments/results.py).
 
     python -m experiments.sweep --sweep=experiments/configs/<file>.py[:arg] --runs_dir=runs --workers=2 \\
         [--shard_index=I --num_shards=K] [--table_only] [--plan]
@@ -186,8 +188,10 @@ def cpu_slots(workers: int, cpus: Sequence[int] | None = None) -> list[tuple[int
 
 def worker_env(threads: int, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment of a training subprocess limited to `threads` threads (XLA CPU and numpy/BLAS pools), with
-    mixlab.host's malloc tuning (so the trainer need not re-exec itself)."""
+    mixlab.host's malloc tuning (so the trainer need not re-exec itself) and this process as the parent it must not
+    outlive (mixlab.host.die_with_parent)."""
     env = host.tuned_env(os.environ if base is None else base)
+    env[host.PARENT_PID_ENV] = str(os.getpid())
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(threads)
     xla_flags = env.get("XLA_FLAGS", "").split()
@@ -224,6 +228,7 @@ class _Job:
     process: subprocess.Popen
     log: IO[str]
     start: float
+    offset: int  # where this job's output begins in the log
 
 
 def _exit_reason(returncode: int) -> str:
@@ -237,9 +242,37 @@ def _last_log_line(log_path: Path) -> str:
     return lines[-1].strip() if lines else ""
 
 
+def _held_message(holder: Mapping[str, Any]) -> str:
+    return f"held by pid {holder['pid']} on {holder['host']}, skipped"
+
+
+def _job_output(job: _Job) -> str:
+    with open(job.members[0][1] / LOG_FILE, "rb") as f:
+        f.seek(job.offset)
+        return f.read().decode(errors="replace")
+
+
+def _held_outcomes(job: _Job) -> list[tuple[str, str, str]]:
+    """("held" outcomes of) a job whose trainer found a folder locked by another process after the sweep's check
+    (exit status 2 and run_folder.locked_error in its output); [] for any other ending. It wrote nothing."""
+    if job.process.returncode != 2:
+        return []
+    output = _job_output(job)
+    holders = {rid: run_folder.holder_in_output(output, run_dir) for rid, run_dir in job.members}
+    held = {rid: h for rid, h in holders.items() if h is not None}
+    if not held:
+        return []
+    first, holder = next(iter(held.items()))
+    partner = f"not trained: its ensemble's {first} is {_held_message(holder)}"
+    return [(rid, "held", _held_message(held[rid]) if rid in held else partner) for rid, _ in job.members]
+
+
 def _finish(job: _Job) -> list[tuple[str, str, str]]:
-    """(run id, "complete"|"failed", message) of each run of a finished job; records failures the trainer could
-    not (a run still "running" when its trainer is gone failed with the exit reason and the last log line)."""
+    """(run id, "complete"|"failed"|"held", message) of each run of a finished job; records failures the trainer
+    could not (a run still "running" when its trainer is gone failed with the exit reason and the last log line)."""
+    held = _held_outcomes(job)
+    if held:
+        return held
     elapsed = time.monotonic() - job.start
     returncode = job.process.returncode
     log_path = job.members[0][1] / LOG_FILE
@@ -293,7 +326,8 @@ def run_sweep(
     poll_s: float = 0.1,
 ) -> dict[str, str]:
     """Train this shard's runs that are not complete, N at a time; rebuild the table. Returns run_id -> outcome
-    ("skipped" = was already complete, "complete", "failed").
+    ("skipped" = was already complete, "complete", "failed", "held" = another live process holds its folder's lock,
+    checked before each launch; not trained here, and not complete, so a later sweep trains it if still needed).
 
     `prepare(config)` runs here, once per distinct config.data of the runs to train, before any worker starts, so
     that workers only load the data instead of each building the same files (safe, but N times the work; None: the
@@ -326,11 +360,21 @@ def run_sweep(
             prepare(config)
     groups = ensemble_groups(pending, config_of, ensemble)
     running: dict[int, _Job] = {}
+
+    def record(ended: list[tuple[str, str, str]]) -> None:
+        for rid, outcome, message in ended:
+            outcomes[rid] = outcome
+            bar.write(f"{rid}: {message}")
+            bar.update()
+
     try:
         while groups or running:
             for slot in range(len(slots)):
-                if slot not in running and groups:
-                    group = groups.pop(0)
+                while slot not in running and groups:
+                    group, ended = _launchable(groups.pop(0), sweep_dir)
+                    record(ended)
+                    if not group:
+                        continue
                     running[slot] = _start(sweep, sweep_dir, group, slot, slots[slot], trainer)
                     names = " + ".join(rid for rid, _ in group)
                     bar.write(f"{names}: started on cpus {','.join(map(str, slots[slot]))}")
@@ -340,10 +384,7 @@ def run_sweep(
                     continue
                 job.log.close()
                 del running[slot]
-                for rid, outcome, message in _finish(job):
-                    outcomes[rid] = outcome
-                    bar.write(f"{rid}: {message}")
-                    bar.update()
+                record(_finish(job))
                 bar.set_postfix(failed=sum(o == "failed" for o in outcomes.values()), refresh=False)
     finally:
         for job in running.values():
@@ -377,6 +418,23 @@ def ensemble_groups(
     return groups
 
 
+def _launchable(
+    group: list[tuple[str, Mapping[str, Scalar]]], sweep_dir: Path
+) -> tuple[list[tuple[str, Mapping[str, Scalar]]], list[tuple[str, str, str]]]:
+    """(the group's runs to launch now, outcomes of the others): a run completed since the sweep began is "skipped",
+    a run whose folder another live process holds (run_folder.lock_holder) is "held"."""
+    launch, ended = [], []
+    for rid, point in group:
+        holder = run_folder.lock_holder(sweep_dir / rid)
+        if holder is not None:
+            ended.append((rid, "held", _held_message(holder)))
+        elif read_status(sweep_dir / rid)["status"] == "complete":
+            ended.append((rid, "skipped", "completed by another process, skipped"))
+        else:
+            launch.append((rid, point))
+    return launch, ended
+
+
 def _start(
     sweep: Sweep,
     sweep_dir: Path,
@@ -399,6 +457,7 @@ def _start(
     log = open(members[0][1] / LOG_FILE, "a")  # noqa: SIM115 -- closed when the job ends
     log.write(f"=== {stamp} cpus={list(cpus)}: {shlex.join(command)}\n")
     log.flush()
+    offset = log.tell()
     for _, run_dir in members[1:]:
         with open(run_dir / LOG_FILE, "a") as other:
             other.write(f"=== {stamp}: trained in an ensemble; its log is {members[0][1] / LOG_FILE}\n")
@@ -406,7 +465,7 @@ def _start(
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=worker_env(len(cpus))
         )
-    return _Job(members, slot, process, log, time.monotonic())
+    return _Job(members, slot, process, log, time.monotonic(), offset)
 
 
 def plan(sweep: Sweep, shard_index: int = 0, num_shards: int = 1) -> str:
@@ -497,6 +556,9 @@ def _main(FLAGS: flags.FlagValues) -> int:
         ensemble=FLAGS.ensemble,
     )
     print(f"results: {sweep_dir / results.CSV_FILE} and {sweep_dir / results.PARQUET_FILE}")
+    held = sorted(rid for rid, outcome in outcomes.items() if outcome == "held")
+    if held:
+        print(f"{len(held)} runs held by other processes, skipped: {', '.join(held)}", file=sys.stderr)
     failed = sorted(rid for rid, outcome in outcomes.items() if outcome == "failed")
     if failed:
         print(f"{len(failed)} failed runs (see their {LOG_FILE}): {', '.join(failed)}", file=sys.stderr)

@@ -7,7 +7,8 @@ a JSON list of {"workdir": ..., "overrides": {dotted key: value}}, each member's
 config and its --config.* flags; members may differ only in mixlab.config.MEMBER_KEYS.
 
 The workdir receives config.json (resolved), metrics.jsonl, eval.jsonl, checkpoints/ and status.json
-(mixlab/run_folder.py). Relaunching with the same workdir resumes from the latest checkpoint. Multi-host: pass
+(mixlab/run_folder.py). Relaunching with the same workdir resumes from the latest checkpoint; a launch on a folder
+that another live process holds (run_folder.lock) is refused in one line naming it. Multi-host: pass
 --coordinator_address/--num_processes/--process_id (or the JAX_* environment variables, or --distributed_auto) to
 every process. A config that cannot work is refused before anything is built, with one line naming the key and the
 allowed range, and exit status 2.
@@ -116,6 +117,7 @@ def preflight(argv: list[str]) -> None:
 
 def run() -> None:
     host.reexec_tuned()
+    host.die_with_parent()  # after the re-exec: a sweep's trainer dies with the sweep
     try:
         preflight(sys.argv[1:])
     except ConfigError as e:

@@ -3,11 +3,13 @@
 `train_and_evaluate(config, workdir)` validates the config, prepares the data, builds the stream and the sharded
 state, trains (resuming from the latest checkpoint), evaluates on schedule and checkpoints. The run folder's layout
 is mixlab/run_folder.py's; the command line is mixlab/main.py (`python -m mixlab.main`). Relaunching in the same
-workdir resumes; a complete run returns at once; a different config is an error naming the differing keys.
+workdir resumes; a complete run returns at once; a different config is an error naming the differing keys; a workdir
+that another live process holds (run_folder.lock) is an error naming that process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging as std_logging
 import os
@@ -504,7 +506,9 @@ def train_ensemble(
 
     The configs may differ only in mixlab.config.MEMBER_KEYS (seed, ratio, knowledge set, eval subset) and must
     resolve to the same number of steps; each run has its own folder, written as if it had trained alone. Every config
-    is validated, and every folder checked, before anything is built or written. Complete runs are left out.
+    is validated, and every folder checked, before anything is built or written; then each folder is created and
+    locked (run_folder.lock: one writer per folder, a folder another process holds is a ConfigError naming it) before
+    it is read. Complete runs are left out.
     A failed member gets status "failed" and its error; the others go on. The row of a failed member is
     {"step": ..., "failed": error}.
     """
@@ -520,25 +524,61 @@ def train_ensemble(
     mesh, rules = checked[0]
     results: dict[int, dict[str, Any]] = {}
     todo = []
-    for i, (config, workdir) in enumerate(zip(configs, workdirs, strict=True)):
-        saved = run_folder.read_config(workdir) if os.path.isdir(workdir) else None
-        if saved is None:  # a folder without config.json may still hold checkpoints of another run
-            saved = checkpoint.saved_config(os.path.join(workdir, run_folder.CHECKPOINT_DIR))
-        if saved is not None:
-            config_lib.check_same_run(saved, config_lib.as_dict(config), f"run folder {workdir}")
-            if run_folder.is_complete(workdir):
-                logging.info("%s is complete; nothing to do", workdir)
-                results[i] = _last_eval_row(workdir)
-                continue
-        todo.append(i)
-    if todo:
-        rows = _train_new([configs[i] for i in todo], [workdirs[i] for i in todo], mesh, rules, stop_after)
-        results.update(zip(todo, rows, strict=True))
+    created: list[str] = []  # folders this call made: removed again if their run never starts
+    with contextlib.ExitStack() as locks:
+        try:
+            for workdir in workdirs:
+                if _claim(workdir, locks):
+                    created.append(workdir)
+            for i, (config, workdir) in enumerate(zip(configs, workdirs, strict=True)):
+                saved = run_folder.read_config(workdir)
+                if saved is None:  # a folder without config.json may still hold checkpoints of another run
+                    saved = checkpoint.saved_config(os.path.join(workdir, run_folder.CHECKPOINT_DIR))
+                if saved is not None:
+                    config_lib.check_same_run(saved, config_lib.as_dict(config), f"run folder {workdir}")
+                    if run_folder.is_complete(workdir):
+                        logging.info("%s is complete; nothing to do", workdir)
+                        results[i] = _last_eval_row(workdir)
+                        continue
+                todo.append(i)
+            if todo:
+                rows = _train_new([configs[i] for i in todo], [workdirs[i] for i in todo], mesh, rules, stop_after)
+                results.update(zip(todo, rows, strict=True))
+        except BaseException:
+            for workdir in created:
+                _remove_if_unstarted(workdir)
+            raise
     return [results[i] for i in range(len(configs))]
 
 
+def _claim(workdir: str, locks: contextlib.ExitStack) -> bool:
+    """Create the run folder and, on process 0 (its only writer), hold its lock until `locks` closes; ConfigError
+    naming the holder when another live process has it (nothing is written into the folder then). True if this
+    call created the folder."""
+    created = not os.path.isdir(workdir)
+    try:
+        os.makedirs(workdir, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"workdir {workdir!r}: cannot create it: {e.strerror}") from None
+    if jax.process_index() == 0:
+        try:
+            locks.enter_context(run_folder.lock(workdir))
+        except run_folder.RunFolderLocked as e:
+            raise ConfigError(str(e)) from None
+    return created
+
+
+def _remove_if_unstarted(workdir: str) -> None:
+    """Remove a folder this process created if it holds nothing but its lock file (its run never started)."""
+    if set(os.listdir(workdir)) <= {run_folder.LOCK_FILE}:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(workdir, run_folder.LOCK_FILE))
+        os.rmdir(workdir)
+
+
 def _train_new(configs: list, workdirs: list[str], mesh, rules, stop_after: int | None) -> list[dict[str, Any]]:
-    """train_ensemble for the runs that are not complete: folders, statuses, data, training, results."""
+    """train_ensemble for the runs that are not complete (folders created and locked): statuses, data, training,
+    results."""
     is_writer = jax.process_index() == 0
     t0 = time.perf_counter()
 
@@ -546,7 +586,7 @@ def _train_new(configs: list, workdirs: list[str], mesh, rules, stop_after: int 
         if is_writer:
             run_folder.write_status(workdir, value, error, time.perf_counter() - t0 if wall is None else wall)
 
-    prepared: dict[str, Any] = {}  # data and run facts first: a run that cannot start gets no folder
+    prepared: dict[str, Any] = {}  # data and run facts before any status: a run that cannot start leaves nothing
     facts = []
     for config in configs:
         key = json.dumps(config.data.to_dict(), sort_keys=True, default=str)
@@ -557,10 +597,6 @@ def _train_new(configs: list, workdirs: list[str], mesh, rules, stop_after: int 
     if len(num_steps) > 1:
         raise ConfigError(f"the members of an ensemble resolve to different numbers of steps: {sorted(num_steps)}")
     for workdir in workdirs:
-        try:
-            os.makedirs(workdir, exist_ok=True)
-        except OSError as e:
-            raise ConfigError(f"workdir {workdir!r}: cannot create it: {e.strerror}") from None
         status(workdir, "running", None, None)
     runs: list[_Run] = []
     try:

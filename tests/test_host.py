@@ -1,4 +1,5 @@
-"""mixlab.host: the malloc tunable is added once, kept out of the way of the user's own, and re-exec applies it."""
+"""mixlab.host: the malloc tunable is added once, kept out of the way of the user's own, and re-exec applies it;
+a sweep's trainer refuses to start once its parent is gone."""
 
 import os
 import subprocess
@@ -26,3 +27,15 @@ def test_reexec_runs_the_same_command_with_the_tunable():
     env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == host.MALLOC_TUNABLE
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux's")
+def test_die_with_parent_runs_under_its_parent_and_exits_when_it_is_gone():
+    code = "import os; from mixlab import host; host.die_with_parent(); print(os.environ.get(host.PARENT_PID_ENV))"
+    alive = {**os.environ, host.PARENT_PID_ENV: str(os.getpid())}
+    out = subprocess.run([sys.executable, "-c", code], env=alive, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "None"  # ran, and its own children will not inherit the variable
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = {**os.environ, host.PARENT_PID_ENV: gone.stdout.strip()}
+    out = subprocess.run([sys.executable, "-c", code], env=dead, capture_output=True, text=True)
+    assert out.returncode == 1 and f"parent process {gone.stdout.strip()}" in out.stderr and not out.stdout

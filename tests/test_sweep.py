@@ -1,5 +1,6 @@
 """Sweep runner: run ids, shards, core pinning, idempotence, failures and kills, with a fake trainer subprocess."""
 
+import contextlib
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import jax
 import pandas as pd
 import pytest
 from hypothesis import given
@@ -29,15 +31,19 @@ from experiments.sweep import (
     train_command,
     worker_env,
 )
+from mixlab import run_folder
 
 REPO = Path(__file__).resolve().parents[1]
 
 # Same command line and run-folder files as mixlab.main: config.json, eval.jsonl, status.json; resumes from a
 # "checkpoint" on relaunch; can be told to raise at a step or to sleep per step (so that it can be killed mid-run).
+# Like mixlab.main it dies with its sweep, and locks the run folder (exit status 2 with the one-line message when
+# another process holds it) before it writes or records an attempt.
 FAKE_TRAINER = """
-import json, math, os, time
+import json, math, os, sys, time
 from absl import app, flags
 from ml_collections import config_flags
+from mixlab import host, run_folder
 
 _CONFIG = config_flags.DEFINE_config_file("config")
 _WORKDIR = flags.DEFINE_string("workdir", None, "run folder")
@@ -52,6 +58,13 @@ def write_json(path, obj):
 def main(argv):
     cfg, workdir = _CONFIG.value, _WORKDIR.value
     os.makedirs(workdir, exist_ok=True)
+    try:
+        lock = run_folder.lock(workdir)
+    except run_folder.RunFolderLocked as e:
+        print(f"mixlab: {e}", file=sys.stderr)
+        sys.exit(2)
+    if run_folder.is_complete(workdir):
+        return
     start = time.time()
     resolved = cfg.to_dict()
     resolved["derived"] = {"params_total": 100 * len(cfg.model.size), "params_non_embedding": 10}
@@ -84,6 +97,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    host.die_with_parent()
     app.run(main)
 """
 
@@ -106,7 +120,7 @@ from experiments.sweep import Sweep, grid
 
 
 def get_sweep(arg="fast"):
-    sleep = {"fast": 0.0, "slow": 0.15}[arg]
+    sleep = {"fast": 0.0, "slow": 0.15, "hang": 5.0}[arg]
     points = grid({"model.size": ["t20k", "t57k"], "data.ratio": [0.2, 0.4], "fake.sleep_s": [sleep]})
     return Sweep(name="fake", config=%r, points=points)
 """
@@ -115,7 +129,7 @@ def get_sweep(arg="fast"):
 @pytest.fixture
 def fake(tmp_path):
     """Paths of the fake trainer, its base config and a 4-run sweep file over them."""
-    (tmp_path / "fake_trainer.py").write_text(FAKE_TRAINER)
+    (tmp_path / "fake_trainer.py").write_text(f"import sys\nsys.path.insert(0, {str(REPO)!r})\n{FAKE_TRAINER}")
     (tmp_path / "fake_config.py").write_text(FAKE_CONFIG)
     (tmp_path / "fake_sweep.py").write_text(FAKE_SWEEP % f"{tmp_path / 'fake_config.py'}:runlocal")
     return {
@@ -319,13 +333,13 @@ def test_killed_trainer_is_recorded_failed_and_a_rerun_completes_it(fake, tmp_pa
     assert len(_attempts(victim)) == 2
 
 
-def _slow_sweep_command(fake, runs) -> list[str]:
-    """The sweep CLI over the fake trainer's slow sweep, 2 workers."""
+def _slow_sweep_command(fake, runs, speed="slow") -> list[str]:
+    """The sweep CLI over the fake trainer's slow sweep (or another speed of FAKE_SWEEP), 2 workers."""
     return [
         sys.executable,
         "-m",
         "experiments.sweep",
-        f"--sweep={fake['sweep_file']}:slow",
+        f"--sweep={fake['sweep_file']}:{speed}",
         f"--runs_dir={runs}",
         "--workers=2",
         f"--trainer={' '.join(fake['trainer'])}",
@@ -430,7 +444,8 @@ def test_real_two_run_sweep_on_runlocal(tmp_path, monkeypatch):
     from experiments.configs.common import cost_summary
 
     monkeypatch.chdir(REPO)
-    monkeypatch.setenv("XLA_FLAGS", "")  # one CPU device per run, not the 8 virtual devices of the test session
+    jax.devices()  # this process keeps its 8 virtual devices (the points are validated here) ...
+    monkeypatch.setenv("XLA_FLAGS", "")  # ... while each run gets one CPU device
     sweep = Sweep(name="real", config="experiments/configs/tiny.py:runlocal", points=grid({"data.ratio": [0.2, 0.8]}))
     assert run_sweep(sweep, tmp_path, workers=2, progress=False) == {"ratio=0.2": "complete", "ratio=0.8": "complete"}
     df = pd.read_csv(tmp_path / "real" / results.CSV_FILE)
@@ -466,7 +481,8 @@ def test_ensemble_groups_keep_order_and_group_only_compatible_runs():
 def test_an_ensemble_sweep_gives_the_table_of_separate_runs(tmp_path, monkeypatch, size=3):
     """Three points (ratios and seeds) of the real trainer, alone and as one ensemble: the same results table."""
     monkeypatch.chdir(REPO)
-    monkeypatch.setenv("XLA_FLAGS", "")
+    jax.devices()  # this process keeps its 8 virtual devices (the points are validated here) ...
+    monkeypatch.setenv("XLA_FLAGS", "")  # ... while each run gets one CPU device
     points = [{"data.ratio": r, "seed": s} for r, s in [(0.2, 0), (0.5, 1), (0.8, 2)]]
     tables = {}
     for k in (1, size):
@@ -482,3 +498,72 @@ def test_an_ensemble_sweep_gives_the_table_of_separate_runs(tmp_path, monkeypatc
     pd.testing.assert_frame_equal(a[numeric], b[numeric], rtol=1e-4, atol=1e-5)
     log = (tmp_path / str(size) / "ens" / "ratio=0.5,seed=1" / "train.log").read_text()
     assert "trained in an ensemble" in log
+
+
+def _alive(pid: int) -> bool:
+    """pid is a running process (a zombie, dead but not yet reaped by whoever adopted it, is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_run_held_by_another_process_is_skipped_untouched_then_trained(fake, tmp_path):
+    sweep = _sweep(fake)
+    runs = tmp_path / "runs"
+    held = runs / "fake" / sweep.run_ids()[1]
+    held.mkdir(parents=True)
+    with run_folder.lock(held):  # this process holds it, as another sweep's trainer would
+        outcomes = _run(fake, sweep, runs)
+        assert sorted(p.name for p in held.iterdir()) == [run_folder.LOCK_FILE]  # nothing written, nothing launched
+    assert outcomes.pop(held.name) == "held" and set(outcomes.values()) == {"complete"}
+    again = _run(fake, sweep, runs)
+    assert again[held.name] == "complete" and len(_attempts(held)) == 1
+
+
+def test_a_trainer_that_finds_the_lock_taken_after_the_check_is_held_not_failed(fake, tmp_path, monkeypatch):
+    """The window between the sweep's check and the trainer's lock: the trainer exits 2 naming the holder."""
+    sweep = _sweep(fake, grid({"data.ratio": [0.2]}))
+    run_dir = tmp_path / "runs" / "fake" / "ratio=0.2"
+    run_dir.mkdir(parents=True)
+    monkeypatch.setattr(run_folder, "lock_holder", lambda run_dir: None)  # the check saw it free
+    with run_folder.lock(run_dir):
+        assert _run(fake, sweep, tmp_path / "runs") == {"ratio=0.2": "held"}
+    assert read_status(run_dir)["status"] == "new" and not _attempts(run_dir)
+    assert f"is locked by pid {os.getpid()} on " in (run_dir / "train.log").read_text()
+
+
+def test_sigkill_to_the_sweep_kills_its_trainers(fake, tmp_path):
+    runs = tmp_path / "runs"
+    command = _slow_sweep_command(fake, runs, "hang")  # 30 s runs: trainers left alone would outlive the test
+    proc = subprocess.Popen(command, cwd=REPO, start_new_session=True, stderr=subprocess.DEVNULL)
+
+    def trainer_pids():
+        return [a["pid"] for d in (runs / "fake").iterdir() if d.is_dir() for a in _attempts(d)]
+
+    try:
+        _wait_for(lambda: (runs / "fake").is_dir() and len(trainer_pids()) == 2)
+        pids = trainer_pids()
+        assert all(map(_alive, pids))
+        proc.kill()  # the sweep alone, not its process group
+        proc.wait()
+        _wait_for(lambda: not any(map(_alive, pids)), timeout_s=5)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_two_sweeps_on_one_folder_train_each_run_once(fake, tmp_path):
+    runs = tmp_path / "runs"
+    command = _slow_sweep_command(fake, runs)
+    procs = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)]
+    procs.append(subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    sweep = load_sweep(f"{fake['sweep_file']}:slow")
+    for rid in sweep.run_ids():
+        assert len(_attempts(runs / "fake" / rid)) == 1, rid
+        assert read_status(runs / "fake" / rid)["status"] == "complete"
+    assert "FAILED" not in "".join(errors)

@@ -2,16 +2,23 @@
 
 import json
 import os
+import re
 import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 
-from mixlab import train
-from mixlab.config import ConfigMismatchError, base_config
+from mixlab import run_folder, train
+from mixlab.config import ConfigError, ConfigMismatchError, base_config
 from mixlab.run_folder import read_status
 from tests.checkpoints import read_numpy
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny(data_dir: str, **overrides) -> "ml_collections.ConfigDict":  # noqa: F821
@@ -117,10 +124,12 @@ def test_checkpoint_from_8_devices_resumes_on_1(data_dir, tmp_path, straight, st
 def test_run_folder_rules(data_dir, straight):
     workdir, final = straight
     cfg = sharded(data_dir)
-    # A complete run returns its final row at once and rewrites nothing.
-    mtimes = {f: os.path.getmtime(os.path.join(workdir, f)) for f in os.listdir(workdir)}
+    # A complete run returns its final row at once and rewrites nothing (but the lock file, naming its latest holder).
+    files = set(os.listdir(workdir)) - {run_folder.LOCK_FILE}
+    mtimes = {f: os.path.getmtime(os.path.join(workdir, f)) for f in files}
     assert train.train_and_evaluate(cfg, workdir) == final
-    assert mtimes == {f: os.path.getmtime(os.path.join(workdir, f)) for f in os.listdir(workdir)}
+    assert mtimes == {f: os.path.getmtime(os.path.join(workdir, f)) for f in files}
+    assert set(os.listdir(workdir)) - {run_folder.LOCK_FILE} == files
     # A different config in the same folder is refused, naming the keys.
     with pytest.raises(ConfigMismatchError, match=r"data\.ratio: saved=0\.5 now=0\.25.*seed"):
         train.train_and_evaluate(sharded(data_dir, data__ratio=0.25, seed__=3), workdir)
@@ -294,3 +303,35 @@ def test_a_failed_checkpoint_write_stops_the_run_in_one_line(data_dir, tmp_path,
     status = read_status(tmp_path / "run")
     assert status["status"] == "failed" and "No space left on device" in status["error"]
     assert max(r["step"] for r in rows(tmp_path / "run")) == 3  # it stopped at the failed write
+
+
+# Holds the run folder's lock (run_folder.lock) until killed.
+HOLD_LOCK = (
+    "import sys, time; from mixlab import run_folder; f = run_folder.lock(sys.argv[1]); print('held'); time.sleep(600)"
+)
+
+
+def test_a_folder_another_live_process_holds_is_refused_naming_it_and_left_untouched(data_dir, tmp_path):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    command = [sys.executable, "-u", "-c", HOLD_LOCK, str(workdir)]
+    holder = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        before = {p.name: p.read_bytes() for p in workdir.iterdir()}
+        message = f"run folder {workdir} is locked by pid {holder.pid} on {socket.gethostname()} since "
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            train.train_and_evaluate(tiny(data_dir, train__num_steps=2), str(workdir))
+        cli = subprocess.run(
+            [sys.executable, "-m", "mixlab.main", "--config=experiments/configs/tiny.py:runlocal"]
+            + [f"--workdir={workdir}", "--jax_cache_dir="],
+            cwd=REPO, env={**os.environ, "XLA_FLAGS": ""}, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert cli.returncode == 2 and "Traceback" not in cli.stderr, cli.stderr
+        assert cli.stderr.strip().splitlines()[-1].startswith(f"mixlab: {message}")
+        assert {p.name: p.read_bytes() for p in workdir.iterdir()} == before and set(before) == {run_folder.LOCK_FILE}
+    finally:
+        holder.kill()  # a dead holder's lock goes with it
+        holder.wait()
+    assert train.train_and_evaluate(tiny(data_dir, train__num_steps=2), str(workdir))["step"] == 2
+    assert json.loads((workdir / run_folder.LOCK_FILE).read_text())["pid"] == os.getpid()
