@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint format bench clean-venv
+.PHONY: demo test test-fast test-slow lint format bench clean-venv
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m mixlab.host pytest -n 2
+
+test-fast: $(STAMP)
+	$(PY) -m mixlab.host pytest -n 2 -m 'not slow'
 
 test-slow: $(STAMP)
 	$(PY) -m mixlab.host pytest -n 2 -m slow
