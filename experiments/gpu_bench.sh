@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train-step throughput on one GPU: Pythia presets and 14M ensembles, bfloat16 compute, float32 params and optimizer.
 #
-#   bash experiments/gpu_bench.sh [OUT_DIR]            # ~5-8 minutes on one H100/H200, mostly compilation
+#   bash experiments/gpu_bench.sh [OUT_DIR]            # sized for < 8 minutes on one H100/H200 (not yet run on one)
 #   bash experiments/gpu_bench.sh --dry-run [OUT_DIR]  # the same script on CPU with tiny shapes (tests/test_gpu_bench.py)
 #
 # Part 1, for 14m, 70m, 160m and 410m: experiments.benchmarks.train compiles the trainer's own step (AdamW, clipping,

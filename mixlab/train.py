@@ -251,8 +251,9 @@ def _train(runs: list[_Run], mesh, rules, stop_after: int | None) -> None:
         state, shardings = init_ensemble_state(spec, mesh, rules, [run.config.seed for run in runs])
         step_fn, batch_sharding = jit_ensemble_step(shardings, batch_sharding, mesh), stack_sharding(batch_sharding)
     member = _member_fn(len(runs), shardings)
+    checkpoint_bytes = state_bytes(state) // len(runs)
     for run in runs:
-        _check_free_space(run, state_bytes(state) // len(runs))
+        _check_free_space(run, checkpoint_bytes)
     if start:
         state, start = _restore_newest(runs, state, shardings)
         logging.info("resumed %s at step %d", ", ".join(run.workdir for run in runs), start)
