@@ -60,12 +60,17 @@ class CorruptCheckpointError(RuntimeError):
     """One checkpoint could not be read; it has been moved aside (the message says where)."""
 
 
+def read_only_manager(directory: str) -> ocp.CheckpointManager:
+    """A manager of the checkpoints under `directory` that never writes there (e.g. another run's folder)."""
+    options = ocp.CheckpointManagerOptions(create=False, read_only=True)
+    return ocp.CheckpointManager(os.path.abspath(directory), options=options, handler_registry=_handler_registry())
+
+
 def saved_config(directory: str) -> dict[str, Any] | None:
     """The config recorded in the newest checkpoint under `directory` (None: no checkpoint), read without writing."""
     if not os.path.isdir(directory):
         return None
-    options = ocp.CheckpointManagerOptions(create=False, read_only=True)
-    with ocp.CheckpointManager(os.path.abspath(directory), options=options, handler_registry=_handler_registry()) as m:
+    with read_only_manager(directory) as m:
         step = m.latest_step()
         if step is None:
             return None

@@ -138,6 +138,10 @@ def base_config() -> ml_collections.ConfigDict:
         keep_checkpoints=2,
         milestone_every=0,
         tensorboard=True,
+        eval_per_decade=0,  # > 0: also evaluate at this many log-spaced steps per decade (tokens-to-target)
+        stop_at_acc=placeholder(float),  # stop once an eval's acc reaches this (None = run to the budget)
+        init_from="",  # warm start: a complete run folder, or one checkpoint folder <run>/checkpoints/<step>
+        guard_web_loss_rise=placeholder(float),  # stop once the web loss exceeds its step-0 value by this much
     )
     c.eval = dict(num_people=200, seed=0, batch_size=256, web_batches=4)
     c.sharding = dict(
@@ -322,6 +326,21 @@ def _check_train(t: ml_collections.ConfigDict) -> None:
     for key in ("eval_every", "checkpoint_every", "milestone_every"):
         _need(t[key] >= 0, f"train.{key}", t[key], "must be >= 0 (0 = only at the end)")
     _need(t.keep_checkpoints >= 1, "train.keep_checkpoints", t.keep_checkpoints, "must be >= 1")
+    _need(
+        _is_int(t.eval_per_decade) and 0 <= t.eval_per_decade <= 100,
+        "train.eval_per_decade",
+        t.eval_per_decade,
+        "must be an int in [0, 100] (0 = only every train.eval_every steps)",
+    )
+    target = t.stop_at_acc
+    _need(target is None or 0.0 < target <= 1.0, "train.stop_at_acc", target, "must be None (off) or in (0, 1]")
+    rise = t.guard_web_loss_rise
+    _need(
+        rise is None or 0.0 < rise < math.inf,
+        "train.guard_web_loss_rise",
+        rise,
+        "the allowed rise of the web loss (nats/token) must be None (off) or > 0",
+    )
 
 
 def _check_eval(e: ml_collections.ConfigDict, num_people: int) -> None:
@@ -390,7 +409,14 @@ def validate(config: ml_collections.ConfigDict, *, here: bool = True) -> tuple[j
     if num_steps is not None:
         check_schedule(config.optim, num_steps)
     _check_eval(config.eval, d.num_people)
-    return mesh_and_rules(config) if here else None
+    rise = config.train.guard_web_loss_rise
+    _need(rise is None or d.web != "none", "train.guard_web_loss_rise", rise, "needs web text (data.web)")
+    if not here:
+        return None
+    from mixlab import warm_start  # imports this module
+
+    warm_start.resolve(config)  # the source exists and holds a model of this shape and vocabulary
+    return mesh_and_rules(config)
 
 
 def resolve_num_steps(

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-SCHEDULES = ("wsd", "cosine")
+SCHEDULES = ("wsd", "cosine", "constant")
 _NO_DECAY_LEAF = re.compile(r"bias|scale|.*_b")
 _NORM_MODULE = re.compile(r".*norm.*|ln\d*")
 
@@ -26,7 +26,8 @@ def make_schedule(optim: ml_collections.ConfigDict, num_steps: int) -> optax.Sch
 
     Warmup is linear, lr * (step + 1) / warmup_steps, so the first update already moves. 'wsd' then holds lr until
     the last `decay_fraction * num_steps` steps and decays linearly to 0 at step num_steps; 'cosine' decays from lr
-    to 0 at step num_steps along a half cosine.
+    to 0 at step num_steps along a half cosine; 'constant' holds lr (continual pre-training, where a run may stop
+    early at a target or a guardrail).
     """
     lr, warmup = float(optim.lr), int(optim.warmup_steps)
     tail = decay_steps(optim, num_steps)
@@ -44,7 +45,10 @@ def make_schedule(optim: ml_collections.ConfigDict, num_steps: int) -> optax.Sch
         progress = jnp.clip((step - warmup) / max(num_steps - warmup, 1), 0.0, 1.0)
         return lr * warm(step) * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
 
-    return wsd if optim.schedule == "wsd" else cosine
+    def constant(step: jax.Array) -> jax.Array:
+        return lr * warm(jnp.asarray(step, jnp.float32))
+
+    return {"wsd": wsd, "cosine": cosine, "constant": constant}[optim.schedule]
 
 
 def _path_names(path: tuple) -> list[str]:

@@ -2,7 +2,8 @@
 table share.
 
     <run>/config.json      the resolved config, plus the facts the trainer computed under "derived"
-          status.json      {"status": "running" | "complete" | "failed", "error": str | None, "wall_time_s": float}
+          status.json      {"status": "running" | "complete" | "failed", "error": str | None, "wall_time_s": float,
+                            "stopped": why a run ended before its budget (only then)}
           metrics.jsonl    one JSON object per log point (mixlab.metrics.MetricsWriter)
           eval.jsonl       one JSON object per evaluation
           checkpoints/     orbax checkpoints (mixlab.checkpoint)
@@ -52,8 +53,12 @@ def read_status(run_dir: str | os.PathLike) -> dict[str, Any]:
     return read_json(path) if path.exists() else {"status": "new", "error": None}
 
 
-def write_status(run_dir: str | os.PathLike, status: str, error: str | None, wall_time_s: float) -> None:
-    write_json(Path(run_dir) / STATUS_FILE, {"status": status, "error": error, "wall_time_s": wall_time_s})
+def write_status(
+    run_dir: str | os.PathLike, status: str, error: str | None, wall_time_s: float, stopped: str | None = None
+) -> None:
+    """status.json; `stopped` says why a complete run ended before its budget (train.stop_at_acc, the guardrail)."""
+    record = {"status": status, "error": error, "wall_time_s": wall_time_s}
+    write_json(Path(run_dir) / STATUS_FILE, record if stopped is None else {**record, "stopped": stopped})
 
 
 def is_complete(run_dir: str | os.PathLike) -> bool:

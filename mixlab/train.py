@@ -22,7 +22,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from mixlab import checkpoint, evaluate, metrics, run_folder, sharding, sources
+from mixlab import checkpoint, evaluate, metrics, run_folder, sharding, sources, warm_start
 from mixlab import config as config_lib
 from mixlab.checkpoint import CheckpointError, CorruptCheckpointError, state_bytes
 from mixlab.config import ConfigError
@@ -65,12 +65,26 @@ class NonFiniteLossError(FloatingPointError):
 # ----------------------------------------------------------------------------------------------------------- run
 
 
+def eval_steps(t: ml_collections.ConfigDict, num_steps: int, at_start: bool) -> frozenset[int]:
+    """The completed-step counts at which a run of `num_steps` evaluates: every train.eval_every steps, the
+    train.eval_per_decade log-spaced steps round(10^(k / n)) per decade, the last step, and 0 when `at_start`."""
+    steps = {num_steps}
+    if t.eval_every:
+        steps.update(range(t.eval_every, num_steps + 1, t.eval_every))
+    if t.eval_per_decade:
+        top = int(np.ceil(t.eval_per_decade * np.log10(num_steps))) if num_steps > 1 else 0
+        steps.update(int(round(10 ** (k / t.eval_per_decade))) for k in range(top + 1))
+    if at_start:
+        steps.add(0)
+    return frozenset(s for s in steps if s <= num_steps)
+
+
 class RunFacts:
     """What a run is, from its config and data, before anything compiles: the stream, the run length, the model's
     size and cost. `derived()` is written into config.json; `counts(step)` goes into every metrics and eval row."""
 
-    def __init__(self, config: ml_collections.ConfigDict, prepared: Any, mesh):
-        d = config.data
+    def __init__(self, config: ml_collections.ConfigDict, prepared: Any, mesh, warm: warm_start.Source | None = None):
+        d, t = config.data, config.train
         self.eos_id, vocab_size = int(prepared.tokenizer.eos_id), int(prepared.tokenizer.vocab_size)
         self.stream, self.people = sources.mixture_stream(config, prepared)
         slots = d.global_batch * d.seq_len
@@ -94,6 +108,9 @@ class RunFacts:
         self.eval_set = prepared.eval_set.subset(
             evaluate.select_eval_people(d.num_people, config.eval.num_people, config.eval.seed)
         )
+        self.warm = warm
+        # the guardrail compares with the step-0 web loss, and a warm start's step-0 row is its starting point
+        self.eval_steps = eval_steps(t, self.num_steps, warm is not None or t.guard_web_loss_rise is not None)
 
     def derived(self) -> dict[str, Any]:
         """Facts computed from the config and data, written into config.json under "derived"."""
@@ -115,6 +132,7 @@ class RunFacts:
             "num_processes": jax.process_count(),
             "eval_people": int(len(np.unique(self.eval_set.person))),
             "bits_per_param_denominator": "params_non_embedding",
+            "init_from": self.warm.describe() if self.warm else None,
         }
 
     def counts(self, completed: int) -> dict[str, float]:
@@ -154,8 +172,24 @@ class _Run:
         self.error: str | None = None  # set when this member of an ensemble failed and was left behind
         self.wall_before = 0.0  # wall time of earlier sessions of this run (from the checkpoint)
         self.t_start = time.perf_counter()
+        rows = run_folder.read_eval_rows(workdir)
+        self.web_loss_start = next((r["web_loss"] for r in reversed(rows) if r["step"] == 0), None)
+        # a run that stopped early (train.stop_at_acc, train.guard_web_loss_rise) and checkpointed there is done
+        stopped = [r for r in rows if r.get("stopped")]
+        done = bool(stopped) and stopped[-1]["step"] in self.ckpt.all_steps()
+        self.stop_reason: str | None = stopped[-1]["stopped"] if done else None
+        self.stopped_step: int | None = stopped[-1]["step"] if done else None
+        if done:
+            self.last_eval = stopped[-1]
+
+    @property
+    def active(self) -> bool:
+        """Still training: neither failed nor stopped early."""
+        return self.error is None and self.stop_reason is None
 
     def wall_time(self) -> float:
+        if self.stop_reason is not None:  # frozen where the run stopped
+            return float(self.last_eval["wall_time_s"])
         return self.wall_before + time.perf_counter() - self.t_start
 
     def close(self) -> None:
@@ -164,7 +198,10 @@ class _Run:
         self.eval_writer.close()
 
     def result(self, end: int) -> dict[str, Any]:
-        """The final eval row when the run is complete, else a marker of where this session stopped."""
+        """The final eval row when the run is complete (or stopped early), else a marker of where this session
+        stopped."""
+        if self.stop_reason is not None:
+            return self.last_eval
         if end < self.facts.num_steps:
             return {"step": end, "stopped_early": True}
         return self.last_eval or _last_eval_row(self.workdir)
@@ -207,6 +244,12 @@ class _Run:
             "eval_time_s": time.perf_counter() - t0,
             "wall_time_s": self.wall_time(),
         }
+        if completed == 0:
+            self.web_loss_start = web_loss
+        reason = self._stop_reason(row) if completed < self.facts.num_steps else None
+        if reason is not None:
+            row["stopped"] = reason
+            self.stop_reason, self.stopped_step = reason, completed
         self.eval_writer.write(row)
         self.last_eval = row
         logging.info(
@@ -221,11 +264,24 @@ class _Run:
         )
         return row
 
+    def _stop_reason(self, row: dict[str, Any]) -> str | None:
+        """Why the run stops at this eval (train.stop_at_acc reached, or the web loss above its guardrail), or None."""
+        t, step = self.config.train, row["step"]
+        if t.stop_at_acc is not None and row["acc"] >= t.stop_at_acc:
+            return f"target: acc {row['acc']:.4f} >= train.stop_at_acc={t.stop_at_acc} at step {step}"
+        rise, start = t.guard_web_loss_rise, self.web_loss_start
+        if rise is not None and start is not None and row["web_loss"] > start + rise:
+            return (
+                f"guardrail: web loss {row['web_loss']:.4f} > {start:.4f} (step 0) + "
+                f"train.guard_web_loss_rise={rise} at step {step}"
+            )
+        return None
+
 
 def _common_start(runs: list[_Run]) -> int:
-    """The step every run resumes from: the newest checkpoint all of them hold (0 if there is none)."""
-    steps = [set(run.ckpt.all_steps()) for run in runs]
-    common = set.intersection(*steps)
+    """The step every training run resumes from: the newest checkpoint all of them hold (0 if there is none)."""
+    steps = [set(run.ckpt.all_steps()) for run in runs if run.active]
+    common = set.intersection(*steps) if steps else set()
     return max(common) if common else 0
 
 
@@ -240,7 +296,7 @@ def _train(runs: list[_Run], mesh, rules, stop_after: int | None) -> None:
     t = config.train
     start = _common_start(runs)
     end = facts.num_steps if stop_after is None else min(facts.num_steps, stop_after)
-    if start >= end:
+    if start >= end or not any(run.active for run in runs):
         return
     spec = StepSpec.create(facts.model_cfg, config.optim, facts.num_steps, mesh, rules)
     batch_sharding = sharding.batch_sharding(mesh, rules)
@@ -257,6 +313,9 @@ def _train(runs: list[_Run], mesh, rules, stop_after: int | None) -> None:
     if start:
         state, start = _restore_newest(runs, state, shardings)
         logging.info("resumed %s at step %d", ", ".join(run.workdir for run in runs), start)
+    elif facts.warm is not None:
+        state = _warm_start(runs, state, shardings)
+        logging.info("warm start from %s", facts.warm.describe()["checkpoint"])
     logits_fn = LogitsFn(spec.graphdef, mesh if jax.process_count() > 1 else None)
     prefetch = Prefetcher(
         DeviceStream([run.facts.stream for run in runs], batch_sharding),
@@ -273,8 +332,14 @@ def _train(runs: list[_Run], mesh, rules, stop_after: int | None) -> None:
             run.logits_fn = logits_fn
         logging.info("compiled the train step of %d run(s) in %.2f s", len(runs), time.perf_counter() - t0)
         logs = [_StepLog(run, prefetch) for run in runs]
+        if start == 0 and 0 in facts.eval_steps:
+            for k, run in enumerate(runs):
+                if run.active:
+                    run.evaluate(member(state, k)["params"], 0)
         pending: tuple[int, jax.Array] | None = None
         for step in range(start, end):
+            if not any(run.active for run in runs):
+                break
             if step > start:
                 batch = next(prefetch)
             state, step_metrics = compiled(state, batch)
@@ -282,21 +347,21 @@ def _train(runs: list[_Run], mesh, rules, stop_after: int | None) -> None:
                 _add(runs, logs, *pending)  # step t-1, read while step t runs
             pending = (step, step_metrics)
             done = step + 1
-            at_eval = done == facts.num_steps or (t.eval_every and done % t.eval_every == 0)
+            at_eval = done in facts.eval_steps
             at_ckpt = done == end or (t.checkpoint_every and done % t.checkpoint_every == 0)
             if done % t.log_every == 0 or at_eval or at_ckpt:
                 _add(runs, logs, *pending)
                 pending = None
                 for run, log in zip(runs, logs, strict=True):
-                    if run.error is None:
+                    if run.active:
                         log.write(done)
             t0 = time.perf_counter()
             for k, run in enumerate(runs):
-                if run.error is not None:
+                if not run.active:
                     continue
                 if at_eval:
                     run.evaluate(member(state, k)["params"], done)
-                if at_ckpt:
+                if at_ckpt or not run.active:  # a run that stops early keeps its final state
                     with run.timers.phase("checkpoint"):
                         meta = {"timers": run.timers.totals, "wall_time_s": run.wall_time()}
                         run.ckpt.save(done, member(state, k), meta)
@@ -343,8 +408,21 @@ def _restore_newest(runs: list[_Run], state: Any, shardings: dict) -> tuple[Any,
             continue
 
 
+def _warm_start(runs: list[_Run], state: Any, shardings: dict) -> Any:
+    """`state` with the parameters of the warm-start source (every member of an ensemble gets the same ones)."""
+    source = runs[0].facts.warm
+    if len(runs) == 1:
+        return {**state, "params": warm_start.load_params(source, state["params"])}
+    member_params = jax.tree_util.tree_map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape[1:], x.dtype, sharding=s), state["params"], shardings["params"]
+    )
+    params = warm_start.load_params(source, member_params)
+    return {**state, "params": stack_states([params] * len(runs), shardings["params"])}
+
+
 def _restore(runs: list[_Run], state: Any, shardings: dict, step: int) -> Any:
-    """Every run's checkpoint at `step` (with its timers and wall time), stacked for an ensemble."""
+    """Every training run's checkpoint at `step` (with its timers and wall time), stacked for an ensemble; a run that
+    stopped early is restored at its final step (its slot is carried along, not trained on)."""
     if len(runs) == 1:
         abstract = state
     else:
@@ -353,7 +431,7 @@ def _restore(runs: list[_Run], state: Any, shardings: dict, step: int) -> Any:
         )
     states = []
     for run in runs:
-        restored, meta = run.ckpt.restore(abstract, step)
+        restored, meta = run.ckpt.restore(abstract, step if run.active else run.stopped_step)
         run.timers = metrics.Timers(meta["timers"])
         run.wall_before = float(meta["wall_time_s"])
         states.append(restored)
@@ -364,7 +442,7 @@ def _add(runs: list[_Run], logs: list[_StepLog], step: int, step_metrics: jax.Ar
     """Hand each run its row of the step's metrics; a failing member of an ensemble is recorded and left behind."""
     values = np.asarray(step_metrics).reshape(len(runs), -1)
     for run, log, row in zip(runs, logs, values, strict=True):
-        if run.error is not None:
+        if not run.active:
             continue
         try:
             log.add(step, row)
@@ -522,6 +600,10 @@ def train_ensemble(
     configs = [ml_collections.ConfigDict(c.to_dict()) for c in configs]  # private, unlocked, placeholders resolved
     checked = [config_lib.validate(c) for c in configs]
     config_lib.check_ensemble(configs)
+    warm = warm_start.resolve(configs[0])  # members share train.init_from (not a MEMBER_KEY)
+    for workdir in workdirs if warm is not None else []:
+        if os.path.commonpath([os.path.abspath(workdir), warm.directory]) == os.path.abspath(workdir):
+            raise ConfigError(f"train.init_from={warm.directory!r} lies inside the run folder {workdir!r}")
     mesh, rules = checked[0]
     results: dict[int, dict[str, Any]] = {}
     todo = []
@@ -543,7 +625,8 @@ def train_ensemble(
                         continue
                 todo.append(i)
             if todo:
-                rows = _train_new([configs[i] for i in todo], [workdirs[i] for i in todo], mesh, rules, stop_after)
+                todo_configs, todo_dirs = [configs[i] for i in todo], [workdirs[i] for i in todo]
+                rows = _train_new(todo_configs, todo_dirs, mesh, rules, stop_after, warm)
                 results.update(zip(todo, rows, strict=True))
         except BaseException:
             for workdir in created:
@@ -577,15 +660,18 @@ def _remove_if_unstarted(workdir: str) -> None:
         os.rmdir(workdir)
 
 
-def _train_new(configs: list, workdirs: list[str], mesh, rules, stop_after: int | None) -> list[dict[str, Any]]:
+def _train_new(
+    configs: list, workdirs: list[str], mesh, rules, stop_after: int | None, warm: warm_start.Source | None
+) -> list[dict[str, Any]]:
     """train_ensemble for the runs that are not complete (folders created and locked): statuses, data, training,
     results."""
     is_writer = jax.process_index() == 0
     t0 = time.perf_counter()
 
-    def status(workdir: str, value: str, error: str | None, wall: float | None) -> None:
+    def status(workdir: str, value: str, error: str | None, wall: float | None, stopped: str | None = None) -> None:
         if is_writer:
-            run_folder.write_status(workdir, value, error, time.perf_counter() - t0 if wall is None else wall)
+            wall = time.perf_counter() - t0 if wall is None else wall
+            run_folder.write_status(workdir, value, error, wall, stopped)
 
     prepared: dict[str, Any] = {}  # data and run facts before any status: a run that cannot start leaves nothing
     facts = []
@@ -593,7 +679,7 @@ def _train_new(configs: list, workdirs: list[str], mesh, rules, stop_after: int 
         key = json.dumps(config.data.to_dict(), sort_keys=True, default=str)
         if key not in prepared:
             prepared[key] = _prepare(config)
-        facts.append((prepared[key], RunFacts(config, prepared[key], mesh)))
+        facts.append((prepared[key], RunFacts(config, prepared[key], mesh, warm)))
     num_steps = {f.num_steps for _, f in facts}
     if len(num_steps) > 1:
         raise ConfigError(f"the members of an ensemble resolve to different numbers of steps: {sorted(num_steps)}")
@@ -624,7 +710,8 @@ def _train_new(configs: list, workdirs: list[str], mesh, rules, stop_after: int 
             rows.append({"step": end, "failed": run.error})
             continue
         row = run.result(end)
-        status(run.workdir, "complete" if "stopped_early" not in row else "running", None, run.wall_time())
+        value = "complete" if "stopped_early" not in row else "running"
+        status(run.workdir, value, None, run.wall_time(), run.stop_reason)
         rows.append(row)
     return rows
 

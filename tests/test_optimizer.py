@@ -1,4 +1,4 @@
-"""Optimizer: WSD and cosine schedules, weight-decay mask, clipping, gradient accumulation."""
+"""Optimizer: WSD, cosine and constant schedules, weight-decay mask, clipping, gradient accumulation."""
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +28,11 @@ def test_wsd_schedule():
 def test_cosine_schedule():
     lr = optimizer.make_schedule(_optim(lr=2.0, warmup_steps=10, schedule="cosine"), 110)
     assert [float(lr(s)) for s in (0, 9, 60, 110)] == pytest.approx([0.2, 2.0, 1.0, 0.0], abs=1e-6)
+
+
+def test_constant_schedule_holds_lr_after_warmup():
+    lr = optimizer.make_schedule(_optim(lr=0.5, warmup_steps=4, schedule="constant"), 100)
+    assert [float(lr(s)) for s in (0, 3, 50, 99, 100)] == pytest.approx([0.125, 0.5, 0.5, 0.5, 0.5], abs=1e-7)
 
 
 def test_decay_mask_on_the_model_skips_norms_and_biases():

@@ -33,7 +33,7 @@ def test_runlocal_is_valid():
         ("optim.lr", -0.001, "must be > 0"),
         ("optim.lr", 0.0, "must be > 0"),
         ("optim.lr", float("nan"), "must be > 0"),
-        ("optim.schedule", "cosinee", "must be one of ('wsd', 'cosine')"),
+        ("optim.schedule", "cosinee", "must be one of ('wsd', 'cosine', 'constant')"),
         ("optim.warmup_steps", 100, "must fit in the run's 30 steps"),
         ("optim.warmup_steps", -1, "must be >= 0"),
         ("optim.decay_fraction", 2.0, "must be in [0, 1]"),
@@ -174,7 +174,8 @@ def test_the_cli_refuses_in_one_line_with_exit_status_2(tmp_path):
         timeout=120,
     )
     assert out.returncode == 2
-    assert out.stderr.strip().splitlines()[-1] == "mixlab: optim.schedule='cosinee': must be one of ('wsd', 'cosine')"
+    expected = "mixlab: optim.schedule='cosinee': must be one of ('wsd', 'cosine', 'constant')"
+    assert out.stderr.strip().splitlines()[-1] == expected
     assert "Traceback" not in out.stderr and not (tmp_path / "run").exists()
 
 
