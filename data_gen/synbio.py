@@ -42,6 +42,10 @@ __all__ = [
 ]
 
 SEPARATOR = "\n"
+# Compact knowledge mixing: "Bio: N {name} B {date} C {city} U {university} M {major} E {employer}", fields shuffled
+COMPACT_HEAD = "Bio: N"
+COMPACT_LABELS: tuple[str, ...] = ("B", "C", "U", "M", "E")  # one per ATTRIBUTES entry, in that order
+_COMPACT_SEED = 0x636B6D  # the field order's hash stream, apart from the biographies'
 _A = len(ATTRIBUTES)
 _ORDERS = np.array(list(itertools.permutations(range(_A))), dtype=np.int64)  # [120, 5] sentence orders
 
@@ -133,6 +137,9 @@ class SynBio:
             piece_of_value[used] = table.add([" " + pools[attribute][i] for i in used])
             self._value_ids[:, a] = piece_of_value[column]
         self._sep_id = int(table.add([SEPARATOR])[0])
+        self._compact_head_id = int(table.add([COMPACT_HEAD])[0])
+        self._compact_label_ids = table.add([" " + label for label in COMPACT_LABELS])
+        first_spaced = table.add([" " + f for f in pools["first_name"]])
         self._table = table
         parts = population.name_parts
         self._name_ids = np.stack([ids[parts[:, k]] for k, ids in enumerate((first, middle, last))], axis=1)  # [N, 3]
@@ -143,6 +150,14 @@ class SynBio:
         self._combo_len = self._template_len[np.arange(_A), self._combos].sum(axis=1)  # [C]
         self.max_bio_tokens = int(self._base_len.max() + self._combo_len.max())
         self.mean_bio_tokens = float(self._base_len.mean() + self._combo_len.mean())
+        self._compact_name_ids = np.stack([first_spaced[parts[:, 0]], self._name_ids[:, 1], self._name_ids[:, 2]], 1)
+        self._compact_len = (  # the field order does not change a compact tuple's length
+            lengths[self._compact_head_id]
+            + lengths[self._compact_name_ids].sum(axis=1)
+            + lengths[self._compact_label_ids].sum()
+            + lengths[self._value_ids].sum(axis=1)
+        )
+        self.max_compact_tokens = int(self._compact_len.max())
 
     def _codes(self, people: np.ndarray, exposures: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(people broadcast, sentence-order code, template-combination code) from the counter-based hash."""
@@ -184,6 +199,34 @@ class SynBio:
         lengths = self._table.lengths[pieces].sum(axis=1)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         return self._table.gather(pieces), offsets
+
+    def compact_lengths(self, people: np.ndarray) -> np.ndarray:
+        """Token length of each person's compact tuple (the same at every exposure)."""
+        return self._compact_len[self.population.check_people(people)]
+
+    def render_compact_batch(self, people: np.ndarray, exposures: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Compact tuples of (people, exposures), broadcast and flattened, as (tokens, offsets) like render_batch;
+        the field order is redrawn at every exposure from the counter hash."""
+        people = self.population.check_people(people)
+        people, exposures = np.broadcast_arrays(people, check_counter("exposures", exposures))
+        people, exposures = people.ravel(), exposures.ravel()
+        h = counter_hash(self.seed ^ _COMPACT_SEED, people, exposures).reshape(people.shape)
+        order = _ORDERS[(h % np.uint64(len(_ORDERS))).astype(np.int64)]  # [M, 5] attribute at each field position
+        pieces = np.empty((people.size, 4 + 2 * _A), dtype=np.int64)
+        pieces[:, 0] = self._compact_head_id
+        pieces[:, 1:4] = self._compact_name_ids[people]
+        pieces[:, 4::2] = self._compact_label_ids[order]
+        pieces[:, 5::2] = np.take_along_axis(self._value_ids[people], order, axis=1)
+        offsets = np.concatenate([[0], np.cumsum(self._compact_len[people])]).astype(np.int64)
+        return self._table.gather(pieces), offsets
+
+    def render_compact_text(self, person: int, exposure: int) -> str:
+        """The compact tuple as text; equal to decoding its tokens for a byte-level tokenizer."""
+        h = counter_hash(self.seed ^ _COMPACT_SEED, np.asarray([person]), np.asarray([exposure]))
+        order = _ORDERS[int(h[0] % np.uint64(len(_ORDERS)))]
+        parts = [f"{COMPACT_HEAD} {self.population.name(person)}"]
+        parts += [f"{COMPACT_LABELS[a]} {self.population.value(person, ATTRIBUTES[a])}" for a in order]
+        return " ".join(parts)
 
     def render_tokens(self, person: int, exposure: int) -> np.ndarray:
         """Token ids (int32, no EOS) of one biography: the concatenation of its pieces."""

@@ -56,7 +56,7 @@ def preview_batch(config: ml_collections.ConfigDict, prepared: Prepared, ratio: 
     """Batch 0 of the run `config` trained at mixing ratio `ratio`, decoded, and the stream's throughput."""
     config = ml_collections.ConfigDict(config.to_dict())
     config.data.ratio = ratio
-    stream, _ = mixture_stream(config, prepared)
+    stream, _, _ = mixture_stream(config, prepared)
     seq_len, global_batch = stream.seq_len, stream.global_batch
     batch = stream.batch(0)
     print(f"r = {ratio}: {batch.knowledge_tokens} knowledge + {batch.web_tokens} web target tokens in batch 0")

@@ -52,6 +52,7 @@ MEMBER_KEYS = (
     "data.num_people",
     "data.power_law_groups",
     "data.power_law_beta",
+    "data.ckm_tau",
     "eval.num_people",
     "eval.seed",
 )
@@ -98,6 +99,7 @@ def base_config() -> ml_collections.ConfigDict:
         subsample=1.0,
         power_law_groups=0,
         power_law_beta=1.5,
+        ckm_tau=0.0,  # compact knowledge mixing: tuples worth tau x the biographies' tokens, inside data.ratio
         ratio=0.2,
         seq_len=64,
         global_batch=32,
@@ -274,6 +276,11 @@ def _check_data(d: ml_collections.ConfigDict, files: bool) -> None:
             d.num_people % groups == 0, "data.power_law_groups", groups, f"must divide data.num_people={d.num_people}"
         )
         _need(math.isfinite(d.power_law_beta), "data.power_law_beta", d.power_law_beta, "must be finite")
+    tau = d.ckm_tau
+    _need(0.0 <= tau < math.inf, "data.ckm_tau", tau, "the compact tuples' share must be >= 0 (0 = no CKM)")
+    if tau > 0:
+        _need(d.ratio > 0, "data.ckm_tau", tau, "needs knowledge in the mixture (data.ratio > 0)")
+        _need(groups == 0, "data.ckm_tau", tau, "works on uniform SynBio only (data.power_law_groups = 0)")
     web = str(d.web)
     if web == "none":
         _need(d.ratio == 1.0, "data.ratio", d.ratio, "must be 1 with data.web='none' (no web text to mix)")

@@ -19,6 +19,7 @@ import numpy as np
 from data_gen.synbio import ATTRIBUTES
 
 WIDTH_STEP = 8  # memorization batch widths are multiples of this (see score_items)
+LEARNED_SHARE = 0.5  # a person counts as learned with at least this share of their items correct
 
 
 class ForwardFn(Protocol):
@@ -188,6 +189,7 @@ def memorization(
     *,
     pool_sizes: Mapping[str, int] | None = None,
     population_size: int | None = None,
+    subsets: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, float | int]:
     """Exact-match accuracy, value-token loss and a lower bound on stored bits over every item of `eval_set`.
 
@@ -198,12 +200,16 @@ def memorization(
       pool_sizes: number of possible values per attribute (keys: ATTRIBUTES); defaults to eval_set.pool_sizes.
       population_size: people in the full population when eval_set holds a subset; bits_stored_total
         extrapolates bits_per_person to it (default: the evaluated people are the population).
+      subsets: name -> person ids (e.g. "kept" for the people a subsampled run trains on, "group_<k>" for power-law
+        groups); each adds acc_<name>, n_correct_<name>, n_eval_<name>, n_people_<name> and people_learned_<name>
+        over the evaluated people among them.
 
     Returns a dict of python numbers: acc, acc_se (people as clusters), n_eval, n_correct, n_people,
     acc_<attribute>, value_loss (nats per value token), bits_stored (sum over the evaluated people),
     bits_per_person (their mean), bits_stored_total (bits_per_person * population_size) and
     bits_per_person_pooled (sum over attributes of max(0, log2(pool) - the attribute's mean loss over all items):
-    the population-level form of the bound; when every person has every attribute, bits_per_person >= it).
+    the population-level form of the bound; when every person has every attribute, bits_per_person >= it), and
+    people_learned: evaluated people with at least LEARNED_SHARE of their items correct.
     """
     if pool_sizes is None:
         pool_sizes = getattr(eval_set, "pool_sizes", None)
@@ -236,6 +242,14 @@ def memorization(
     for i, name in enumerate(ATTRIBUTES):
         sel = attribute == i
         out[f"acc_{name}"] = float(correct[sel].mean()) if sel.any() else float("nan")
+    learned = correct_pp >= LEARNED_SHARE * items_pp
+    out["people_learned"] = int(learned.sum())
+    for name, ids in (subsets or {}).items():
+        member = np.isin(people, ids)  # over the evaluated people
+        k, m = correct_pp[member].sum(), items_pp[member].sum()
+        out[f"acc_{name}"] = float(k / m) if m else float("nan")
+        out[f"n_correct_{name}"], out[f"n_eval_{name}"] = int(k), int(m)
+        out[f"n_people_{name}"], out[f"people_learned_{name}"] = int(member.sum()), int(learned[member].sum())
     out["value_loss"] = float(loss_nats.sum() / np.sum(eval_set.value_len))
     pool_bits = np.log2(np.array([pool_sizes[a] for a in ATTRIBUTES], np.float64))
     loss_bits = loss_nats / math.log(2)

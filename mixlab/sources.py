@@ -1,10 +1,10 @@
 """Knowledge sources over SynBio for the mixture stream (the KnowledgeSource protocol of mixlab/mixture.py).
 
 SynBioSource: passes over the training people; chunk c is a fresh seeded permutation of them and every document in
-it is that person's exposure c. PowerLawSource: i.i.d. draws of people, group k with probability ∝ k^-beta; the
-document at (chunk c, position p) renders exposure index c * docs_per_chunk + p, so every draw gets a fresh
-augmentation. Both are pure functions of (seed, chunk, position) and render a range of documents in one
-vectorised `SynBio.render_batch` call.
+it is that person's exposure c. CompactMixSource: the same passes, each with compact tuples mixed in (CKM).
+PowerLawSource: i.i.d. draws of people, group k with probability ∝ k^-beta; the document at (chunk c, position p)
+renders exposure index c * docs_per_chunk + p, so every draw gets a fresh augmentation. All are pure functions of
+(seed, chunk, position) and render a range of documents in vectorised SynBio calls.
 
 `knowledge_source` picks the source that config.data asks for; `mixture_stream` builds a run's MixtureStream from
 its config and `data_gen.prepare.prepare`'s output, for the trainer and the demo alike.
@@ -21,6 +21,7 @@ import numpy as np
 
 from data_gen.synbio import PowerLawGroups, SynBio, subsample
 from data_gen.web import WebSource
+from mixlab.config import ConfigError
 from mixlab.mixture import KnowledgeSource, MixtureStream
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 _PASS_TAG = 0x70617373  # RNG stream tags, so that the sources never share random numbers with each other
 _POWER_LAW_TAG = 0x706C6177
+_COMPACT_TAG = 0x636B6D
 
 
 class _SynBioChunks(KnowledgeSource):
@@ -50,6 +52,11 @@ class _SynBioChunks(KnowledgeSource):
     @abc.abstractmethod
     def _exposures(self, chunk: int, start: int, stop: int) -> np.ndarray | int:
         """Exposure index of documents start..stop-1 of the chunk (an int broadcasts)."""
+
+    @property
+    def mean_doc_tokens(self) -> float:
+        """Mean document length (without EOS) over the population's biographies."""
+        return float(self.synbio.mean_bio_tokens)
 
     def chunk_people(self, chunk: int) -> np.ndarray:
         if chunk < 0:
@@ -120,22 +127,93 @@ class PowerLawSource(_SynBioChunks):
         return chunk * self.docs_per_chunk + np.arange(start, stop, dtype=np.int64)
 
 
-def knowledge_source(data_cfg: ml_collections.ConfigDict, synbio: SynBio, seed: int) -> SynBioSource | PowerLawSource:
-    """SynBioSource over all people or a subsample (data.subsample), or PowerLawSource (data.power_law_groups).
+class CompactMixSource(SynBioSource):
+    """Compact knowledge mixing: each pass over the training people also holds T compact tuples
+    (data_gen.synbio.SynBio.render_compact_batch), T = round(tau * people * mean biography tokens / mean tuple
+    tokens), so that the tuples are worth tau x the biographies' tokens inside the same knowledge budget.
 
-    `data_cfg` is a validated config.data (mixlab.config.validate: groups divide the people, no subsample with them).
+    Tuple j (over all passes) is about person perm[j mod n] of one seeded permutation of the training people, at
+    exposure j // n, so every person gets tuples evenly; chunk c is a seeded shuffle of its n biographies (exposure c)
+    and tuples c*T .. c*T+T-1. Exposures count both kinds of document about a person.
+    """
+
+    def __init__(self, synbio: SynBio, seed: int, tau: float, people: np.ndarray | None = None):
+        super().__init__(synbio, seed, people)
+        n = self.people.size
+        self.num_compact = round(tau * n * synbio.mean_bio_tokens / float(synbio.compact_lengths(self.people).mean()))
+        if self.num_compact < 1:
+            raise ValueError(f"tau={tau} gives no compact tuple per pass over {n} people")
+        self.docs_per_chunk = n + self.num_compact
+        self.max_doc_tokens = max(synbio.max_bio_tokens, synbio.max_compact_tokens)
+        self._tuple_people = np.random.default_rng([self.seed, _COMPACT_TAG]).permutation(self.people)
+        self._layouts: OrderedDict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+
+    def _layout(self, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(person, exposure, is_compact) of every document of the chunk, in stream order."""
+        if chunk not in self._layouts:
+            n, t = self.people.size, self.num_compact
+            j = chunk * t + np.arange(t, dtype=np.int64)
+            people = np.concatenate([super()._draw(chunk), self._tuple_people[j % n]])
+            exposures = np.concatenate([np.full(n, chunk, np.int64), j // n])
+            compact = np.arange(n + t) >= n
+            order = np.random.default_rng([self.seed, chunk, _COMPACT_TAG]).permutation(n + t)
+            self._layouts[chunk] = (people[order], exposures[order], compact[order])
+            if len(self._layouts) > self._cache_chunks:
+                self._layouts.popitem(last=False)
+        return self._layouts[chunk]
+
+    def _draw(self, chunk: int) -> np.ndarray:
+        return self._layout(chunk)[0]
+
+    def chunk_lengths(self, chunk: int) -> np.ndarray:
+        people, exposures, compact = self._layout(chunk)
+        return np.where(compact, self.synbio.compact_lengths(people), self.synbio.bio_lengths(people, exposures))
+
+    def docs_tokens(self, chunk: int, start: int, stop: int) -> np.ndarray:
+        people, exposures, compact = (a[start:stop] for a in self._layout(chunk))
+        bios, bio_offsets = self.synbio.render_batch(people[~compact], exposures[~compact])
+        tuples, tuple_offsets = self.synbio.render_compact_batch(people[compact], exposures[compact])
+        # the documents in stream order, gathered from the two renderings laid end to end
+        begin, length = np.empty(len(compact), np.int64), np.empty(len(compact), np.int64)
+        begin[~compact], length[~compact] = bio_offsets[:-1], np.diff(bio_offsets)
+        begin[compact], length[compact] = len(bios) + tuple_offsets[:-1], np.diff(tuple_offsets)
+        out_begin = np.cumsum(length) - length
+        index = np.repeat(begin - out_begin, length) + np.arange(int(length.sum()))
+        return np.concatenate([bios, tuples])[index]
+
+    @property
+    def mean_doc_tokens(self) -> float:
+        n, t = self.people.size, self.num_compact
+        compact = float(self.synbio.compact_lengths(self.people).mean())
+        return (n * self.synbio.mean_bio_tokens + t * compact) / (n + t)
+
+
+def knowledge_source(data_cfg: ml_collections.ConfigDict, synbio: SynBio, seed: int) -> _SynBioChunks:
+    """SynBioSource over all people or a subsample (data.subsample), with compact tuples when data.ckm_tau > 0
+    (CompactMixSource), or PowerLawSource (data.power_law_groups).
+
+    `data_cfg` is a validated config.data (mixlab.config.validate: groups divide the people, no subsample or CKM
+    with them). A CKM share too small for one tuple per pass is a ConfigError.
     """
     n, rho, groups = synbio.population.num_people, float(data_cfg.subsample), int(data_cfg.power_law_groups)
+    tau = float(data_cfg.ckm_tau)
     if groups > 0:
         plg = PowerLawGroups(groups, n // groups, float(data_cfg.power_law_beta))
         return PowerLawSource(synbio, seed, plg)
-    if rho < 1.0:
-        return SynBioSource(synbio, seed, people=subsample(n, rho, int(data_cfg.synbio_seed)))
-    return SynBioSource(synbio, seed)
+    people = subsample(n, rho, int(data_cfg.synbio_seed)) if rho < 1.0 else None
+    if tau > 0:
+        try:
+            return CompactMixSource(synbio, seed, tau, people)
+        except ValueError as e:
+            raise ConfigError(f"data.ckm_tau={tau}: {e}; raise data.ckm_tau or the people trained on") from None
+    return SynBioSource(synbio, seed, people)
 
 
-def mixture_stream(config: ml_collections.ConfigDict, prepared: Prepared) -> tuple[MixtureStream, np.ndarray]:
-    """(the run's MixtureStream, ids of the people it trains on) from the config and `prepare(config.data)`.
+def mixture_stream(
+    config: ml_collections.ConfigDict, prepared: Prepared
+) -> tuple[MixtureStream, np.ndarray, _SynBioChunks]:
+    """(the run's MixtureStream, ids of the people it trains on, its knowledge source) from the config and
+    `prepare(config.data)`.
 
     The stream mixes the knowledge source (when data.ratio > 0) with the web training store (when data.ratio < 1),
     both seeded by config.seed. The training people are those of the knowledge source even at ratio 0, where the
@@ -148,4 +226,4 @@ def mixture_stream(config: ml_collections.ConfigDict, prepared: Prepared) -> tup
         knowledge if d.ratio > 0 else None, web, d.ratio, d.seq_len, d.global_batch, config.seed, eos_id
     )
     people = knowledge.people if isinstance(knowledge, SynBioSource) else np.arange(knowledge.num_people)
-    return stream, people
+    return stream, people, knowledge

@@ -86,12 +86,12 @@ class RunFacts:
     def __init__(self, config: ml_collections.ConfigDict, prepared: Any, mesh, warm: warm_start.Source | None = None):
         d, t = config.data, config.train
         self.eos_id, vocab_size = int(prepared.tokenizer.eos_id), int(prepared.tokenizer.vocab_size)
-        self.stream, self.people = sources.mixture_stream(config, prepared)
+        self.stream, self.people, knowledge = sources.mixture_stream(config, prepared)
         slots = d.global_batch * d.seq_len
         k = self.stream.knowledge_tokens_per_batch
         self.tokens_per_step, self.knowledge_per_step = slots, k
         self.web_per_step = slots - k - int(0 < k < slots)  # the knowledge->web junction slot carries no loss
-        self.tokens_per_exposure = float(prepared.synbio.mean_bio_tokens) + 1.0
+        self.tokens_per_exposure = knowledge.mean_doc_tokens + 1.0
         self.num_steps = config_lib.resolve_num_steps(config, k, self.tokens_per_exposure, len(self.people))
         self.model_cfg = ModelConfig.from_config(config.model.to_dict(), vocab_size, d.seq_len)
         self.params_total, self.params_non_embedding = param_counts(self.model_cfg)
@@ -109,6 +109,7 @@ class RunFacts:
             evaluate.select_eval_people(d.num_people, config.eval.num_people, config.eval.seed)
         )
         self.warm = warm
+        self.eval_subsets = _eval_subsets(d, knowledge, self.people)
         # the guardrail compares with the step-0 web loss, and a warm start's step-0 row is its starting point
         self.eval_steps = eval_steps(t, self.num_steps, warm is not None or t.guard_web_loss_rise is not None)
 
@@ -141,13 +142,17 @@ class RunFacts:
             exposures = np.zeros(max(1, len(self.people)))
         else:
             exposures = self.stream.exposures(completed)[self.people]
-        return {
+        out = {
             "tokens": completed * self.tokens_per_step,
             "knowledge_tokens": completed * self.knowledge_per_step,
             "web_tokens": completed * self.web_per_step,
             "exposures": float(exposures.mean()),
             "exposures_min": int(exposures.min()),
         }
+        for name, ids in self.eval_subsets.items():
+            if name.startswith("group_"):  # a power-law group's frequency: exposures per person so far
+                out[f"exposures_{name}"] = float(exposures[ids].mean())
+        return out
 
 
 class _Run:
@@ -218,6 +223,7 @@ class _Run:
                 cfg.batch_size,
                 pool_sizes=self.prepared.synbio.population.pool_sizes,
                 population_size=d.num_people,
+                subsets=self.facts.eval_subsets,
             )
             web = self.prepared.web_val
             web_loss = (
@@ -276,6 +282,15 @@ class _Run:
                 f"train.guard_web_loss_rise={rise} at step {step}"
             )
         return None
+
+
+def _eval_subsets(d: ml_collections.ConfigDict, knowledge: Any, people: np.ndarray) -> dict[str, np.ndarray]:
+    """The people whose accuracy is reported apart: "kept" (a subsample's training people), "group_<k>" (power-law
+    groups, whose people are contiguous ids)."""
+    if d.power_law_groups > 0:
+        size = knowledge.groups.group_size
+        return {f"group_{k}": np.arange(k * size, (k + 1) * size) for k in range(d.power_law_groups)}
+    return {"kept": people} if d.subsample < 1.0 else {}
 
 
 def _common_start(runs: list[_Run]) -> int:

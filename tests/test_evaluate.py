@@ -138,6 +138,23 @@ def test_per_attribute_counts():
     assert got["acc_se"] == pytest.approx(np.std([0.4, 0.2], ddof=1) / math.sqrt(2))
 
 
+def test_subsets_and_people_learned():
+    # person 0: 2 of 5 items correct (not learned); person 1: 5 of 5 (learned); person 2: 3 of 5 (learned)
+    rows = [(0, a, 0, [3], [0] if a in (1, 3) else [2]) for a in range(A)]
+    rows += [(1, a, 0, [3], [0]) for a in range(A)]
+    rows += [(2, a, 0, [3], [0] if a < 3 else [1]) for a in range(A)]
+    subsets = {"kept": np.array([1, 2, 9]), "group_0": np.array([0]), "none": np.array([7])}
+    got = evaluate.memorization(
+        functools.partial(uniform_logits, 8), ZERO, make_items(rows), 4, pool_sizes=dict.fromkeys(ATTRIBUTES, 2),
+        subsets=subsets,
+    )  # fmt: skip
+    assert got["n_correct"] == 10 and got["people_learned"] == 2
+    assert (got["acc_kept"], got["n_correct_kept"], got["n_eval_kept"]) == (pytest.approx(0.8), 8, 10)
+    assert (got["n_people_kept"], got["people_learned_kept"]) == (2, 2)
+    assert (got["acc_group_0"], got["n_people_group_0"], got["people_learned_group_0"]) == (pytest.approx(0.4), 1, 0)
+    assert np.isnan(got["acc_none"]) and got["n_eval_none"] == 0
+
+
 def test_independent_of_batch_size_and_padding():
     items, table, pools = bigram_case(seed=1, max_prompt=20)
     base = evaluate.memorization(bigram_logits, table, items, batch_size=7, pool_sizes=pools)

@@ -1,5 +1,5 @@
-"""SynBioSource and PowerLawSource on real SynBio (byte tokenizer), the stream with a real WebSource, and the
-run's stream built from a config (knowledge_source, mixture_stream)."""
+"""SynBioSource, CompactMixSource and PowerLawSource on real SynBio (byte tokenizer), the stream with a real
+WebSource, and the run's stream built from a config (knowledge_source, mixture_stream)."""
 
 import numpy as np
 import pytest
@@ -7,9 +7,9 @@ import pytest
 from data_gen.prepare import Prepared
 from data_gen.synbio import ByteTokenizer, Population, PowerLawGroups, SynBio
 from data_gen.web import WebSource, build_store
-from mixlab.config import base_config
+from mixlab.config import ConfigError, base_config
 from mixlab.mixture import MixtureStream
-from mixlab.sources import PowerLawSource, SynBioSource, knowledge_source, mixture_stream
+from mixlab.sources import CompactMixSource, PowerLawSource, SynBioSource, knowledge_source, mixture_stream
 
 TOKENIZER = ByteTokenizer()
 
@@ -46,6 +46,53 @@ def test_documents_are_exposure_c_renderings(synbio):
         np.testing.assert_array_equal(source.doc_tokens(chunk, p), docs[p])
     np.testing.assert_array_equal(source.docs_tokens(chunk, 5, 9), np.concatenate(docs[5:9]))
     assert source.max_doc_tokens == synbio.max_bio_tokens >= max(map(len, docs))
+
+
+@pytest.mark.parametrize("tau", [0.1, 0.3])
+def test_compact_tuples_are_worth_tau_of_the_biographies(synbio, tau):
+    source = CompactMixSource(synbio, seed=2, tau=tau)
+    n, t = 40, source.num_compact
+    mean_compact = synbio.compact_lengths(np.arange(n)).mean()
+    assert source.docs_per_chunk == n + t and t == round(tau * n * synbio.mean_bio_tokens / mean_compact)
+    bio_tokens = compact_tokens = 0
+    for chunk in range(30):
+        people, exposures, compact = source._layout(chunk)
+        assert sorted(people[~compact]) == list(range(n)) and np.all(exposures[~compact] == chunk)
+        lengths = source.chunk_lengths(chunk)
+        bio_tokens, compact_tokens = bio_tokens + lengths[~compact].sum(), compact_tokens + lengths[compact].sum()
+    assert compact_tokens / bio_tokens == pytest.approx(tau, rel=0.1)
+    # every person gets tuples evenly: counts over the first passes differ by at most one
+    counts = np.bincount(np.concatenate([source._layout(c)[0][source._layout(c)[2]] for c in range(30)]), minlength=n)
+    assert counts.max() - counts.min() <= 1
+
+
+def test_compact_documents_render_in_stream_order(synbio):
+    source = CompactMixSource(synbio, seed=0, tau=0.3)
+    people, exposures, compact = source._layout(5)
+    docs = [
+        synbio.render_compact_batch(np.array([p]), np.array([e]))[0] if c else synbio.render_tokens(int(p), int(e))
+        for p, e, c in zip(people, exposures, compact, strict=True)
+    ]
+    np.testing.assert_array_equal(source.chunk_lengths(5), [len(d) for d in docs])
+    np.testing.assert_array_equal(source.docs_tokens(5, 3, 20), np.concatenate(docs[3:20]))
+    first = int(np.flatnonzero(compact)[0])
+    text = bytes(docs[first].tolist()).decode()
+    assert text == synbio.render_compact_text(int(people[first]), int(exposures[first])) and text.startswith("Bio: N ")
+    for attribute in ("birth_date", "university", "employer"):
+        assert synbio.population.value(int(people[first]), attribute) in text
+    orders = {synbio.render_compact_text(0, e).split(" ")[5] for e in range(20)}
+    assert len(orders) > 1  # the field order is redrawn per exposure
+    np.testing.assert_array_equal(CompactMixSource(synbio, 0, 0.3).docs_tokens(5, 0, 44), source.docs_tokens(5, 0, 44))
+    assert source.max_doc_tokens >= max(map(len, docs))
+
+
+def test_compact_share_too_small_is_refused(synbio):
+    d = base_config().data
+    d.update(num_people=40, ckm_tau=1e-4)
+    with pytest.raises(ConfigError, match=r"data.ckm_tau=0.0001: tau=0.0001 gives no compact tuple per pass"):
+        knowledge_source(d, synbio, 0)
+    d.ckm_tau = 0.2
+    assert isinstance(knowledge_source(d, synbio, 0), CompactMixSource)
 
 
 def test_power_law_draws_follow_the_group_weights(synbio):
@@ -141,7 +188,7 @@ def test_mixture_stream_of_a_run(synbio, web, ratio):
     config.seed, config.data.subsample = 3, 0.5
     config.data.ratio, config.data.seq_len, config.data.global_batch = ratio, 512, 2
     prepared = Prepared(TOKENIZER, web.store, None, synbio, synbio.eval_set())
-    stream, people = mixture_stream(config, prepared)
+    stream, people, _ = mixture_stream(config, prepared)
     source = knowledge_source(config.data, synbio, config.seed)
     np.testing.assert_array_equal(people, source.people)  # the training people, at r = 0 too
     assert (stream.knowledge is None) == (ratio == 0) and (stream.web is None) == (ratio == 1)
