@@ -66,11 +66,15 @@ Scalar = bool | int | float | str
 
 @dataclasses.dataclass(frozen=True)
 class Sweep:
-    """A named list of override points over one base training config ("path/to/config.py[:arg]")."""
+    """A named list of override points over one base training config ("path/to/config.py[:arg]").
+
+    `fixed` holds overrides of every point that stay out of the run ids (e.g. a warm-start path, which would make
+    ids long and tie them to one runs folder); a point may still set such a key to another value."""
 
     name: str
     config: str
     points: tuple[Mapping[str, Scalar], ...]
+    fixed: Mapping[str, Scalar] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if not _SAFE_NAME.match(self.name):
@@ -78,7 +82,9 @@ class Sweep:
         config_path = self.config.split(":", 1)[0]
         if not config_path.endswith(".py"):
             raise ValueError(f"sweep config {self.config!r} must be a path to a .py config file (optionally :arg)")
-        object.__setattr__(self, "points", tuple(dict(p) for p in self.points))
+        object.__setattr__(self, "fixed", dict(self.fixed))
+        points = tuple({**p, **{k: v for k, v in self.fixed.items() if k not in p}} for p in self.points)
+        object.__setattr__(self, "points", points)
         if not self.points:
             raise ValueError(f"sweep {self.name!r} has no points")
         for point in self.points:
@@ -91,8 +97,9 @@ class Sweep:
 
     def run_ids(self) -> list[str]:
         """One readable id per point, e.g. "size=t57k,ratio=0.2,seed=1" (see `run_id`)."""
-        labels = _labels(key for point in self.points for key in point)
-        return [run_id(point, labels) for point in self.points]
+        named = [{k: v for k, v in p.items() if k not in self.fixed or v != self.fixed[k]} for p in self.points]
+        labels = _labels(key for point in named for key in point)
+        return [run_id(point, labels) for point in named]
 
 
 def grid(axes: Mapping[str, Sequence[Scalar]]) -> list[dict[str, Scalar]]:

@@ -226,6 +226,16 @@ def test_a_run_length_key_zeroes_the_other_two(fake, tmp_path):
     assert Sweep(name="s", config="c.py", points=[point]).run_ids() == ["ratio=0.5,exposures=3.0"]
 
 
+def test_fixed_overrides_apply_to_every_point_but_stay_out_of_run_ids(fake, tmp_path):
+    fixed = {"train.init_from": "/some/where/run", "data.ratio": 0.1}
+    sweep = Sweep(name="s", config="c.py", points=[{"seed": 0}, {"seed": 1, "data.ratio": 0.2}], fixed=fixed)
+    assert sweep.run_ids() == ["seed=0", "seed=1,ratio=0.2"]
+    assert sweep.points[0] == {"seed": 0, "train.init_from": "/some/where/run", "data.ratio": 0.1}
+    assert sweep.points[1]["data.ratio"] == 0.2
+    command = train_command(fake["trainer"], fake["config"], tmp_path, sweep.points[0])
+    assert "--config.train.init_from=/some/where/run" in command
+
+
 def test_point_config_checks_keys_and_types(fake):
     sweep = _sweep(fake)
     assert point_config(sweep, {"data.ratio": 0.3}).data.ratio == 0.3

@@ -1,0 +1,76 @@
+"""The paper's other findings at tiny scale: run each preset of experiments/configs/findings.py, then the report.
+
+    python -m experiments.findings [--runs_dir=runs] [--workers=0] [--only=subsample,ckm,...]
+
+Each finding's sweep is idempotent (a second call re-uses every complete run); continual pre-training first trains
+its web-only source. The report (<runs_dir>/findings_report/report.md, figures beside it) has one section per
+finding (analysis/findings.py, analysis/frequency.py, analysis/tokens_to_target.py), with each sweep's wall time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+from absl import app, flags
+
+from analysis import findings as sections
+from analysis.io import load_results
+from experiments import sweep as sweep_lib
+from experiments.configs import findings as presets
+
+_RUNS_DIR = flags.DEFINE_string("runs_dir", "runs", "where sweeps write their run folders")
+_WORKERS = flags.DEFINE_integer("workers", 0, "local worker processes (0 = one per core)")
+_ONLY = flags.DEFINE_list("only", [], f"findings to run (default: all of {list(presets.ORDER)})")
+
+SectionFn = Callable[[pd.DataFrame], sections.Section]
+
+
+def _section_fns() -> dict[str, SectionFn]:
+    return {
+        "subsample": sections.subsample_section,
+        "ckm": sections.ckm_section,
+        "tasks": sections.tasks_section,
+        "continual": lambda df: sections.continual_section(df, presets.CONTINUAL["train.guard_web_loss_rise"]),
+    }
+
+
+def run_finding(name: str, runs_dir: str, workers: int) -> tuple[pd.DataFrame, float]:
+    """Train the finding's sweep (and the sweeps it starts from); (its results table, wall seconds)."""
+    t0 = time.perf_counter()
+    for arg in presets.STAGES.get(name, ()):
+        sweep_lib.run_sweep(sweep_lib.load_sweep(f"experiments/configs/findings.py:{arg}"), runs_dir, workers=workers)
+    sweep = presets.get_sweep(f"{name}={runs_dir}")
+    outcomes = sweep_lib.run_sweep(sweep, runs_dir, workers=workers)
+    failed = sorted(rid for rid, outcome in outcomes.items() if outcome == "failed")
+    if failed:
+        raise SystemExit(f"{name}: {len(failed)} run(s) failed: {failed}; see their train.log, then rerun")
+    return load_results(Path(runs_dir) / sweep.name / "results.csv"), time.perf_counter() - t0
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    names = _ONLY.value or list(presets.ORDER)
+    unknown = sorted(set(names) - set(presets.ORDER))
+    if unknown:
+        raise app.UsageError(f"--only: unknown findings {unknown}; known: {list(presets.ORDER)}")
+    out = Path(_RUNS_DIR.value) / "findings_report"
+    out.mkdir(parents=True, exist_ok=True)
+    lines = ["# Findings at tiny scale", "", "Presets: experiments/configs/findings.py; runs on this machine.", ""]
+    fns = _section_fns()
+    for name in names:
+        print(f"\n=== finding: {name}", flush=True)
+        df, seconds = run_finding(name, _RUNS_DIR.value, _WORKERS.value)
+        md, figures = fns[name](df)
+        lines += md + [f"_{len(df['run_id'].unique())} runs; sweep wall time {seconds:.0f} s._", ""]
+        for file, fig in figures.items():
+            fig.savefig(out / file, dpi=120, bbox_inches="tight")
+        print("\n".join(md), flush=True)
+    (out / "report.md").write_text("\n".join(lines))
+    print(f"report: {out / 'report.md'}")
+
+
+if __name__ == "__main__":
+    app.run(main)
