@@ -10,7 +10,10 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["mixlab*", "data_gen*", "experiments*", "analysis*"]),
-    package_data={"data_gen": ["fields/*.txt"], "analysis": ["notebooks/*.ipynb"]},
+    package_data={
+        "data_gen": ["fields/*.txt", "corpus/*.xz", "corpus/*.json", "corpus/NOTICE", "corpus/copyright/*"],
+        "analysis": ["notebooks/*.ipynb"],
+    },
     install_requires=[
         "jax>=0.7",
         "flax>=0.12",

@@ -1,259 +1,202 @@
-"""The default web corpus: English prose extracted from three pinned Debian bookworm documentation packages.
+"""The default web corpus (config.data.web="default"): a fixed third of the Debian documentation corpus
+(data_gen.debian_docs), shipped inside the package, so it builds with no network and no apt.
 
-    python3.11-doc 3.11.2-6+deb12u8   reST sources of the Python 3.11 documentation        PSF License 2.0
-    linux-doc-6.1  6.1.176-1          reST sources of the Linux kernel documentation       GPL-2.0
-    debian-handbook 11.20220922       The Debian Administrator's Handbook (en-US HTML)     GPL-2.0+ or CC-BY-SA-3.0
+    data_gen/corpus/default_docs.jsonl.xz   the documents, one {"text", "source", "part"} per line
+    data_gen/corpus/default_docs.json       what they are: packages, versions, .deb sha256, licences, selection,
+                                            counts and the sha256 of the text
+    data_gen/corpus/NOTICE, copyright/      the packages' licences and where their complete sources are
 
-The .deb files are fetched with `apt-get download NAME=VERSION` into <dir>/.cache/debs (nothing is installed),
-checked against pinned sha256 sums, and read in Python (ar archive -> data.tar.xz); markup is stripped by
-data_gen.markup (code, tables and navigation dropped). Files are processed in sorted order and split into documents
-at section titles, so every machine gets a byte-identical docs.jsonl; its sha256, the package versions and the
-hash of every source file are written to manifest.json next to it.
+Selection: a document of the full corpus is kept when the first 8 bytes of sha256("<source>#<part>"), read as a
+big-endian integer, are below SUBSET_FRACTION * 2**64, a hash-based draw that is independent of the order of the
+documents and keeps about the same share of every package. SUBSET_SHA256 pins the sha256 of the decompressed
+text; a shipped file that does not match it is refused with CorpusUnavailable, never used. `--build-subset` prints
+whether the rebuilt text matches the pin; rebuilt from other .debs (newer versions), it does not, and the printed
+sha256 is the new pin.
 
-If apt-get is missing or a pinned version cannot be fetched, `CorpusUnavailable` names the alternatives; nothing
-else is ever substituted silently.
-
-    python -m data_gen.default_corpus --dir data
+    python -m data_gen.default_corpus --dir data                  # the default corpus into data/corpus/
+    python -m data_gen.default_corpus --debs --dir data           # the full corpus from the .debs (apt-get)
+    python -m data_gen.default_corpus --build-subset --dir data   # rebuild data_gen/corpus/ from the .debs
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
+import lzma
 import os
 import shutil
-import subprocess
-import tarfile
-import tempfile
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from data_gen.atomic import building
-from data_gen.hashing import sha256_file, short_hash
-from data_gen.markup import html_to_blocks, rst_to_blocks, split_documents
-
-EXTRACTOR_VERSION = 1
-TARGET_CHARS, MAX_CHARS, MIN_CHARS = 6000, 24000, 400
-
-
-@dataclass(frozen=True)
-class DebPackage:
-    """A pinned Debian package and which files of it hold prose."""
-
-    name: str
-    version: str
-    sha256: str  # of the .deb file
-    license: str
-    root: str  # path prefix of the prose files inside the package
-    suffix: str
-    markup: str  # "rst" | "html"
-    exclude: tuple[str, ...] = ()  # relative paths starting with any of these are skipped
-    top_level_only: bool = False
-
-    @property
-    def deb_name(self) -> str:
-        return f"{self.name}_{self.version.replace(':', '%3a')}_all.deb"
-
-
-PACKAGES = (
-    DebPackage(
-        "python3.11-doc",
-        "3.11.2-6+deb12u8",
-        "50eb63e7f636c4281e9ce1b8f10386f1def42159eddce34fc1f41c46261df71b",
-        "PSF-2.0",
-        "usr/share/doc/python3.11/html/_sources/",
-        ".rst.txt",
-        "rst",
-        exclude=("whatsnew/changelog",),
-    ),
-    DebPackage(
-        "linux-doc-6.1",
-        "6.1.176-1",
-        "0d843674607703b9ef8c1db5e715c38ed52ff23574feabfe0d961d552126859f",
-        "GPL-2.0",
-        "usr/share/doc/linux-doc-6.1/html/_sources/",
-        ".rst.txt",
-        "rst",
-        exclude=("translations/",),
-    ),
-    DebPackage(
-        "debian-handbook",
-        "11.20220922",
-        "3d5dbeac1f1afc9c094eab9d0f701f6ecff99c4927d5a4794cf6c85678134faa",
-        "GPL-2.0+ or CC-BY-SA-3.0",
-        "usr/share/doc/debian-handbook/html/en-US/",
-        ".html",
-        "html",
-        exclude=("index.html",),
-        top_level_only=True,
-    ),
+from data_gen.debian_docs import (
+    CorpusUnavailable,
+    build_deb_corpus,
+    deb_copyright,
+    deb_corpus,
+    deb_source,
+    fetch_debs,
+    is_built,
 )
+from data_gen.hashing import sha256_file, short_hash
+
+CORPUS_DIR = Path(__file__).parent / "corpus"
+SUBSET_FILE = CORPUS_DIR / "default_docs.jsonl.xz"
+INFO_FILE = CORPUS_DIR / "default_docs.json"
+SUBSET_FRACTION = 1 / 3
+SUBSET_SHA256 = "b3d054fde83972c9a54dbcf31182b7d116787f206842c0c6e0cf0e96409ac428"  # of the decompressed text
+_REBUILD = "reinstall mixlab, or rebuild it from the .debs with `python -m data_gen.default_corpus --build-subset`"
 
 
-class CorpusUnavailable(RuntimeError):
-    """The default corpus cannot be fetched on this machine."""
-
-
-def _alternatives(cache_dir: Path) -> str:
-    pins = ", ".join(f"{p.deb_name} (sha256 {p.sha256[:12]}...)" for p in PACKAGES)
-    return (
-        "Alternatives: set config.data.web to a directory of .txt files or to FineWeb-Edu parquet/jsonl shards "
-        "(config.data.web=/path/to/shards), choose the synthetic web explicitly (config.data.web=synthetic), "
-        f"or copy the pinned .deb files into {cache_dir}: {pins}."
-    )
+def in_subset(doc: dict) -> bool:
+    """Whether a document of the full corpus belongs to the shipped subset (see the module docstring)."""
+    digest = hashlib.sha256(f"{doc['source']}#{doc['part']}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") < SUBSET_FRACTION * 2**64
 
 
 def corpus_key() -> str:
-    """Hash of everything the extracted corpus depends on (pins, extraction parameters)."""
-    spec = {
-        "extractor": EXTRACTOR_VERSION,
-        "chars": [TARGET_CHARS, MAX_CHARS, MIN_CHARS],
-        "packages": [asdict(p) for p in PACKAGES],
-    }
-    return short_hash(spec)
+    """The key of the default corpus's directory: the pinned text."""
+    return short_hash({"subset_sha256": SUBSET_SHA256})
 
 
-def _apt_download(pkg: DebPackage, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["apt-get", "download", f"{pkg.name}={pkg.version}"], cwd=cwd, capture_output=True, text=True)
-
-
-def fetch_deb(pkg: DebPackage, cache_dir: Path) -> Path:
-    """The pinned .deb in cache_dir, downloaded with `apt-get download` if absent; its sha256 is checked."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / pkg.deb_name
-    if not path.exists():
-        if shutil.which("apt-get") is None:
-            raise CorpusUnavailable(
-                "cannot fetch the default web corpus: apt-get not found (not a Debian system?). "
-                + _alternatives(cache_dir)
-            )
-        with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
-            proc = _apt_download(pkg, Path(tmp))
-            if proc.returncode != 0 and hasattr(os, "geteuid") and os.geteuid() == 0:
-                subprocess.run(["apt-get", "update"], capture_output=True, text=True)
-                proc = _apt_download(pkg, Path(tmp))
-            if proc.returncode != 0 or not (Path(tmp) / pkg.deb_name).exists():
-                raise CorpusUnavailable(
-                    f"`apt-get download {pkg.name}={pkg.version}` failed (needs Debian bookworm package lists; "
-                    f"run `apt-get update` as root): {proc.stderr.strip()[-400:]}. {_alternatives(cache_dir)}"
-                )
-            os.replace(Path(tmp) / pkg.deb_name, path)
-    digest = sha256_file(path)
-    if digest != pkg.sha256:
+def read_shipped() -> tuple[bytes, dict]:
+    """(the shipped documents as docs.jsonl bytes, their description), checked against SUBSET_SHA256."""
+    try:
+        text = lzma.decompress(SUBSET_FILE.read_bytes())
+        info = json.loads(INFO_FILE.read_text())
+    except FileNotFoundError as e:
+        raise CorpusUnavailable(f"the default corpus is not installed: {e.filename} is missing; {_REBUILD}") from None
+    except (lzma.LZMAError, EOFError) as e:
+        raise CorpusUnavailable(f"the default corpus {SUBSET_FILE} is damaged ({e}); {_REBUILD}") from None
+    except ValueError as e:
+        raise CorpusUnavailable(f"{INFO_FILE} is damaged ({e}); {_REBUILD}") from None
+    digest = hashlib.sha256(text).hexdigest()
+    if digest != SUBSET_SHA256:
         raise CorpusUnavailable(
-            f"{path} has sha256 {digest}, expected {pkg.sha256} for {pkg.name}={pkg.version}; delete it to refetch. "
-            + _alternatives(cache_dir)
+            f"the default corpus {SUBSET_FILE} is damaged: its text has sha256 {digest}, expected {SUBSET_SHA256} "
+            f"(data_gen.default_corpus.SUBSET_SHA256); {_REBUILD}"
         )
-    return path
-
-
-def _deb_data_tar(deb: Path) -> bytes:
-    """The data.tar.* member of a .deb (an `ar` archive)."""
-    raw = deb.read_bytes()
-    if not raw.startswith(b"!<arch>\n"):
-        raise ValueError(f"{deb} is not a Debian package (no ar header)")
-    pos = 8
-    while pos + 60 <= len(raw):
-        name = raw[pos : pos + 16].decode().strip().rstrip("/")
-        size = int(raw[pos + 48 : pos + 58].decode().strip())
-        if name.startswith("data.tar"):
-            return raw[pos + 60 : pos + 60 + size]
-        pos += 60 + size + (size % 2)
-    raise ValueError(f"{deb} has no data.tar member")
-
-
-def deb_prose_files(deb: Path, pkg: DebPackage) -> dict[str, bytes]:
-    """Relative path -> bytes of the package's prose files (regular files under pkg.root with pkg.suffix)."""
-    files: dict[str, bytes] = {}
-    with tarfile.open(fileobj=io.BytesIO(_deb_data_tar(deb)), mode="r:*") as tar:
-        for member in tar:
-            name = member.name.removeprefix("./")
-            if not (member.isfile() and name.startswith(pkg.root) and name.endswith(pkg.suffix)):
-                continue
-            rel = name[len(pkg.root) :]
-            if rel.startswith(pkg.exclude) or (pkg.top_level_only and "/" in rel):
-                continue
-            files[rel] = tar.extractfile(member).read()
-    return files
-
-
-def extract_documents(files: dict[str, bytes], markup: str, source_prefix: str) -> list[dict]:
-    """Documents ({"text", "source", "part"}) of prose files, in sorted path order."""
-    to_blocks = {"rst": rst_to_blocks, "html": html_to_blocks}[markup]
-    docs = []
-    for rel in sorted(files):
-        blocks = to_blocks(files[rel].decode("utf-8", errors="replace"))
-        for part, text in enumerate(split_documents(blocks, TARGET_CHARS, MAX_CHARS, MIN_CHARS)):
-            docs.append({"text": text, "source": f"{source_prefix}/{rel}", "part": part})
-    return docs
+    if info.get("docs_sha256") != SUBSET_SHA256:
+        raise CorpusUnavailable(
+            f"{INFO_FILE} describes another text (docs_sha256 {info.get('docs_sha256')}, expected {SUBSET_SHA256}); "
+            + _REBUILD
+        )
+    return text, info
 
 
 def build_default_corpus(data_dir: str | os.PathLike) -> Path:
-    """Path of docs.jsonl of the default corpus under data_dir/corpus/, built once (a no-op when present)."""
-    data_dir = Path(data_dir)
-    out = data_dir / "corpus" / f"debian-docs-{corpus_key()}"
-    docs_path, manifest_path = out / "docs.jsonl", out / "manifest.json"
-    if manifest_path.exists() and docs_path.exists():
-        if json.loads(manifest_path.read_text())["docs_sha256"] == sha256_file(docs_path):
-            return docs_path
+    """Path of docs.jsonl of the default corpus under data_dir/corpus/, written once from the shipped file."""
+    out = Path(data_dir) / "corpus" / f"debian-docs-subset-{corpus_key()}"
+    if is_built(out):
+        return out / "docs.jsonl"
+    text, info = read_shipped()
     if out.exists():
-        shutil.rmtree(out)  # incomplete or corrupted: rebuild
-    cache_dir = data_dir / ".cache" / "debs"
-    debs = [fetch_deb(p, cache_dir) for p in PACKAGES]
+        shutil.rmtree(out)  # incomplete or corrupted: rewrite
     with building(out) as tmp:
-        _extract_corpus(debs, tmp)
-    return docs_path
+        (tmp / "docs.jsonl").write_bytes(text)
+        source = {"file": f"data_gen/corpus/{SUBSET_FILE.name}", "xz_sha256": sha256_file(SUBSET_FILE)}
+        manifest = {**info, "key": corpus_key(), "source": source, "docs_sha256": sha256_file(tmp / "docs.jsonl")}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return out / "docs.jsonl"
 
 
-def _extract_corpus(debs: list[Path], out: Path) -> None:
-    """Write docs.jsonl and manifest.json of the packages' prose into the directory out."""
-    docs_path = out / "docs.jsonl"
-    packages, total_docs, total_chars = [], 0, 0
-    with open(docs_path, "w", encoding="utf-8") as f:
-        for pkg, deb in zip(PACKAGES, debs, strict=True):
-            files = deb_prose_files(deb, pkg)
-            docs = extract_documents(files, pkg.markup, pkg.name)
-            for d in docs:
-                f.write(json.dumps(d, ensure_ascii=False) + "\n")
-            chars = sum(len(d["text"]) for d in docs)
-            total_docs, total_chars = total_docs + len(docs), total_chars + chars
-            packages.append(
-                {
-                    "name": pkg.name,
-                    "version": pkg.version,
-                    "deb_sha256": pkg.sha256,
-                    "license": pkg.license,
-                    "docs": len(docs),
-                    "chars": chars,
-                    "files": {rel: hashlib.sha256(b).hexdigest() for rel, b in sorted(files.items())},
-                }
-            )
-    if total_docs == 0:
-        raise CorpusUnavailable(f"the default corpus extracted from {debs} is empty")
-    manifest = {
-        "name": "debian-docs",
-        "key": corpus_key(),
-        "extractor_version": EXTRACTOR_VERSION,
-        "split_chars": {"target": TARGET_CHARS, "max": MAX_CHARS, "min": MIN_CHARS},
-        "docs": total_docs,
-        "chars": total_chars,
-        "bytes": docs_path.stat().st_size,
-        "docs_sha256": sha256_file(docs_path),
+def build_subset(data_dir: str | os.PathLike, out_dir: Path | None = None) -> dict:
+    """Rebuild the shipped files in out_dir (default data_gen/corpus/) from the .debs; returns the description.
+
+    The .xz is rewritten only when the text changed (xz output may differ between liblzma versions)."""
+    out_dir = CORPUS_DIR if out_dir is None else Path(out_dir)
+    debs = fetch_debs(data_dir)
+    full_path = deb_corpus(debs, data_dir)
+    full = json.loads((full_path.parent / "manifest.json").read_text())
+    lines = [line for line in full_path.read_bytes().splitlines(keepends=True) if in_subset(json.loads(line))]
+    if not lines:
+        raise CorpusUnavailable(f"SUBSET_FRACTION={SUBSET_FRACTION} keeps none of the {full['docs']} documents")
+    text = b"".join(lines)
+    docs = [json.loads(line) for line in lines]
+    packages = []
+    for deb, record in zip(debs, full["packages"], strict=True):
+        mine = [d for d in docs if d["source"].startswith(f"{deb.package.name}/")]
+        source, source_version = deb_source(deb.path)
+        packages.append(
+            {
+                "name": deb.package.name,
+                "version": deb.version,
+                "deb_sha256": deb.sha256,
+                "pinned": deb.pinned,
+                "license": deb.package.license,
+                "source_package": source,
+                "source_version": source_version,
+                "docs": len(mine),
+                "chars": sum(len(d["text"]) for d in mine),
+                "full_docs": record["docs"],
+            }
+        )
+    info = {
+        "name": "debian-docs-subset",
+        "selection": {"fraction": SUBSET_FRACTION, "hash": "sha256('<source>#<part>')[:8] big-endian < f * 2**64"},
+        "docs": len(docs),
+        "chars": sum(len(d["text"]) for d in docs),
+        "bytes": len(text),
+        "docs_sha256": hashlib.sha256(text).hexdigest(),
+        "full_corpus": {
+            k: full[k] for k in ("key", "extractor_version", "split_chars", "docs", "chars", "docs_sha256")
+        },
         "packages": packages,
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    xz = out_dir / SUBSET_FILE.name
+    if not (xz.exists() and lzma.decompress(xz.read_bytes()) == text):
+        xz.with_suffix(".tmp").write_bytes(lzma.compress(text, preset=9 | lzma.PRESET_EXTREME))
+        os.replace(xz.with_suffix(".tmp"), xz)
+    (out_dir / INFO_FILE.name).write_text(json.dumps(info, indent=1) + "\n")
+    (out_dir / "copyright").mkdir(exist_ok=True)
+    for deb in debs:
+        (out_dir / "copyright" / deb.package.name).write_bytes(deb_copyright(deb.path, deb.package))
+    (out_dir / "NOTICE").write_text(notice(info))
+    return info
+
+
+def notice(info: dict) -> str:
+    """The NOTICE of the shipped corpus: every package, its version, licence and complete source."""
+    lines = [
+        f"{SUBSET_FILE.name}: English prose extracted from the Debian packages below (markup removed, code and",
+        "tables dropped, split into documents at section titles), a fixed share of their documents (see",
+        'default_docs.json). Each document\'s "source" field starts with the name of the package it comes from, and',
+        "the text is distributed under that package's licence. copyright/<package> is the package's",
+        "/usr/share/doc/<package>/copyright.",
+        "",
+    ]
+    for p in info["packages"]:
+        lines += [
+            f"{p['name']} {p['version']} ({p['docs']} documents)",
+            f"  licence:  {p['license']}",
+            f"  .deb:     sha256 {p['deb_sha256']}",
+            f"  source:   `apt-get source {p['source_package']}={p['source_version']}`, or",
+            f"            https://snapshot.debian.org/package/{p['source_package']}/{p['source_version']}/",
+            "",
+        ]
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dir", default="data", help="data directory (config.data.dir)")
-    path = build_default_corpus(parser.parse_args().dir)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--debs", action="store_true", help="build the full corpus from the .debs (apt-get download)")
+    group.add_argument("--build-subset", action="store_true", help="rebuild data_gen/corpus/ from the .debs")
+    args = parser.parse_args()
+    if args.build_subset:
+        info = build_subset(args.dir)
+        pinned = "matches" if info["docs_sha256"] == SUBSET_SHA256 else "differs from"
+        print(f"{SUBSET_FILE}: {info['docs']} docs, {info['chars']:,} chars, {info['bytes']:,} bytes "
+              f"({SUBSET_FILE.stat().st_size:,} compressed)")  # fmt: skip
+        print(f"  text sha256 {info['docs_sha256']} ({pinned} SUBSET_SHA256)")
+        return
+    path = build_deb_corpus(args.dir) if args.debs else build_default_corpus(args.dir)
     m = json.loads((path.parent / "manifest.json").read_text())
     print(f"{path}: {m['docs']} docs, {m['chars'] / 1e6:.1f}M chars, {m['bytes'] / 2**20:.1f} MiB")
     for p in m["packages"]:
-        print(f"  {p['name']}={p['version']} ({p['license']}): {len(p['files'])} files, {p['docs']} docs")
+        print(f"  {p['name']}={p['version']} ({p['license']}): {p['docs']} docs")
     print(f"  docs.jsonl sha256 {m['docs_sha256']}")
 
 

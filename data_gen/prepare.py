@@ -2,12 +2,13 @@
 
 Idempotent: every artefact lives under config.data.dir at a path keyed by its inputs, is built once, and is
 loaded afterwards (different corpora or vocabulary sizes never collide):
-    .cache/debs/                        pinned Debian packages of the default corpus
-    corpus/<name>-<key>/                docs.jsonl + manifest.json (default or synthetic corpus)
+    .cache/debs/                        Debian packages of the "debian-docs" corpus
+    corpus/<name>-<key>/                docs.jsonl + manifest.json (default, debian-docs or synthetic corpus)
     tokenizers/bpe<V>-<key>/            tokenizer.json + inputs.json (what it was trained on)
     stores/<corpus>-tok<fp>-val<f>/     the TokenStore (train/, val/, manifest.json)
 
-config.data.web: "default" (Debian documentation, data_gen.default_corpus), "synthetic" (data_gen.synthetic_web,
+config.data.web: "default" (a third of the Debian documentation, shipped in the package: data_gen.default_corpus),
+"debian-docs" (all of it, from the Debian packages: data_gen.debian_docs), "synthetic" (data_gen.synthetic_web,
 overrides in config.data.synthetic), "none" (knowledge only; needs ratio == 1), "tfds:<name>[:<split>]" (a TFDS
 text data set prepared under config.data.dir/tfds, data_gen.tfds_corpus), or a path to a .txt/.parquet/.jsonl file
 or a directory of them.
@@ -35,6 +36,7 @@ import ml_collections
 import numpy as np
 
 from data_gen.atomic import building
+from data_gen.debian_docs import build_deb_corpus
 from data_gen.default_corpus import build_default_corpus
 from data_gen.hashing import short_hash
 from data_gen.synbio import EvalSet, Population, SynBio
@@ -86,8 +88,8 @@ def web_corpus(data_cfg, data_dir: Path) -> Corpus | TfdsCorpus | None:
         return None
     if web.startswith("tfds:"):
         return tfds_corpus(web, data_dir)
-    if web == "default":
-        path = build_default_corpus(data_dir)
+    if web in ("default", "debian-docs"):
+        path = (build_default_corpus if web == "default" else build_deb_corpus)(data_dir)
         return Corpus(path, path.parent.name)
     if web == "synthetic":
         path = SyntheticWeb.from_config(data_cfg.get("synthetic", None)).write_corpus(data_dir)
@@ -95,8 +97,8 @@ def web_corpus(data_cfg, data_dir: Path) -> Corpus | TfdsCorpus | None:
     path = Path(web).expanduser()
     if not path.exists():
         raise FileNotFoundError(
-            f"config.data.web={web!r}: no such file or directory; expected 'default', 'synthetic', 'none', "
-            "'tfds:<name>' or a path to .txt/.parquet/.jsonl files"
+            f"config.data.web={web!r}: no such file or directory; expected 'default', 'debian-docs', 'synthetic', "
+            "'none', 'tfds:<name>' or a path to .txt/.parquet/.jsonl files"
         )
     files = list_files(path)
     listing = [str(path.resolve())] + [[f.relative_to(path).as_posix() if f != path else f.name, f.stat().st_size]

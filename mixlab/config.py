@@ -56,7 +56,7 @@ MEMBER_KEYS = (
     "eval.num_people",
     "eval.seed",
 )
-WEB_KEYWORDS = ("default", "synthetic", "none")
+WEB_KEYWORDS = ("default", "debian-docs", "synthetic", "none")
 TFDS_PREFIX = "tfds:"
 
 

@@ -545,9 +545,11 @@ class _StepLog:
 def _prepare(config: ml_collections.ConfigDict) -> Any:
     """data_gen.prepare.prepare, run by process 0 first when there are several (they may share data.dir).
 
-    A damaged token store under data.dir is a ConfigError (one line from mixlab.main), not a traceback."""
+    A damaged token store under data.dir, or a web corpus that cannot be built (data_gen.debian_docs.
+    CorpusUnavailable: no apt, a damaged shipped default corpus), is a ConfigError (one line from mixlab.main)."""
     from jax.experimental import multihost_utils
 
+    from data_gen.debian_docs import CorpusUnavailable
     from data_gen.prepare import prepare
     from data_gen.web import StoreIntegrityError
 
@@ -560,6 +562,8 @@ def _prepare(config: ml_collections.ConfigDict) -> Any:
         return prepared if jax.process_index() == 0 else prepare(config.data)
     except StoreIntegrityError as e:
         raise ConfigError(f"data.dir={config.data.dir!r}: {e}") from None
+    except CorpusUnavailable as e:
+        raise ConfigError(f"data.web={config.data.web!r}: {e}") from None
 
 
 def _last_eval_row(workdir: str) -> dict:

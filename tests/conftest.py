@@ -22,3 +22,12 @@ def data_dir(tmp_path_factory) -> str:
     synbio = SynBio(Population(200, 0), ByteTokenizer(), 0)
     train_bpe([synbio.render_text(p, 0) for p in range(200)], 512, root / "tokenizer.json")
     return str(root)
+
+
+@pytest.fixture()
+def fake_packages(tmp_path, monkeypatch):
+    """A data dir whose pinned Debian packages (data_gen.debian_docs.PACKAGES) are two tiny fake .debs, cached."""
+    from tests.fake_debs import install_fake_packages
+
+    install_fake_packages(tmp_path / "data", monkeypatch)
+    return tmp_path / "data"

@@ -1,11 +1,12 @@
 """prepare(config.data): builds tokenizer, stores, SynBio and eval set once, keyed by the inputs."""
 
+import hashlib
 import json
 
 import numpy as np
 import pytest
 
-from data_gen import default_corpus, prepare
+from data_gen import debian_docs, default_corpus, prepare
 from data_gen.synbio import ATTRIBUTES
 from data_gen.web import EmptyCorpusError
 from mixlab.config import base_config
@@ -64,7 +65,8 @@ def test_knowledge_only_and_bad_web_settings(cfg, tmp_path):
     p = prepare.prepare(cfg)
     assert p.web_train is None and p.web_val is None and p.tokenizer.num_tokens == 400
     cfg.web = str(tmp_path / "missing")
-    with pytest.raises(FileNotFoundError, match="expected 'default', 'synthetic', 'none', 'tfds:<name>' or a path"):
+    expected = "expected 'default', 'debian-docs', 'synthetic', 'none', 'tfds:<name>' or a path"
+    with pytest.raises(FileNotFoundError, match=expected):
         prepare.prepare(cfg)
 
 
@@ -87,8 +89,12 @@ def test_synthetic_web(cfg):
     assert p.web_train.num_docs == 49 and "synthetic-" in str(p.web_train.directory)
 
 
-def test_default_web_without_apt_fails_with_alternatives(cfg, monkeypatch):
-    monkeypatch.setattr(default_corpus.shutil, "which", lambda name: None)
+def test_default_web_needs_no_apt_and_debian_docs_without_apt_names_the_alternatives(cfg, tmp_path, monkeypatch):
+    monkeypatch.setattr(debian_docs.shutil, "which", lambda name: None)
     cfg.web = "default"
-    with pytest.raises(default_corpus.CorpusUnavailable, match="FineWeb-Edu parquet"):
+    corpus = prepare.web_corpus(cfg, tmp_path / "data")
+    assert hashlib.sha256(corpus.path.read_bytes()).hexdigest() == default_corpus.SUBSET_SHA256
+    assert corpus.name == corpus.path.parent.name == f"debian-docs-subset-{default_corpus.corpus_key()}"
+    cfg.web = "debian-docs"
+    with pytest.raises(debian_docs.CorpusUnavailable, match="apt-get not found.*FineWeb-Edu parquet"):
         prepare.prepare(cfg)
