@@ -77,7 +77,9 @@ class RunFacts:
         k = self.stream.knowledge_tokens_per_batch
         self.tokens_per_step, self.knowledge_per_step = slots, k
         self.web_per_step = slots - k - int(0 < k < slots)  # the knowledge->web junction slot carries no loss
-        self.tokens_per_exposure = float(prepared.synbio.mean_bio_tokens) + 1.0
+        self.task = prepared.task  # a task run (data.knowledge), or None for SynBio
+        mean_doc = self.task.mean_doc_tokens if self.task else prepared.synbio.mean_bio_tokens
+        self.tokens_per_exposure = float(mean_doc) + 1.0
         self.num_steps = config_lib.resolve_num_steps(config, k, self.tokens_per_exposure, len(self.people))
         self.model_cfg = ModelConfig.from_config(config.model.to_dict(), vocab_size, d.seq_len)
         self.params_total, self.params_non_embedding = param_counts(self.model_cfg)
@@ -91,9 +93,12 @@ class RunFacts:
         self.peak_flops = peak * per_peak if peak else None
         self.device_kind = device.device_kind
         self.num_devices = int(mesh.devices.size)
-        self.eval_set = prepared.eval_set.subset(
-            evaluate.select_eval_people(d.num_people, config.eval.num_people, config.eval.seed)
-        )
+        if self.task is not None:  # every held-out question (data.task_eval_items)
+            self.eval_set = prepared.eval_set
+        else:
+            self.eval_set = prepared.eval_set.subset(
+                evaluate.select_eval_people(d.num_people, config.eval.num_people, config.eval.seed)
+            )
 
     def derived(self) -> dict[str, Any]:
         """Facts computed from the config and data, written into config.json under "derived"."""
@@ -113,8 +118,20 @@ class RunFacts:
             "device_kind": self.device_kind,
             "num_devices": self.num_devices,
             "num_processes": jax.process_count(),
-            "eval_people": int(len(np.unique(self.eval_set.person))),
+            "eval_people": int(len(np.unique(self.eval_set.person))) if self.task is None else None,
             "bits_per_param_denominator": "params_non_embedding",
+            **self.task_facts(),
+        }
+
+    def task_facts(self) -> dict[str, Any]:
+        """A task run's facts (none for SynBio): held-out questions, the universe, bits per item, document sizes."""
+        if self.task is None:
+            return {}
+        return {
+            "eval_questions": int(len(self.eval_set.questions)),
+            "task_questions": float(self.task.universe_size),  # a float: Max-over-N's 100^N outgrows JSON readers
+            "bits_per_item": self.task.bits_per_item,
+            "max_doc_tokens": self.task.max_doc_tokens,
         }
 
     def counts(self, completed: int) -> dict[str, float]:
@@ -174,14 +191,7 @@ class _Run:
         cfg, d = self.config.eval, self.config.data
         t0 = time.perf_counter()
         with self.timers.phase("eval"):
-            mem = evaluate.memorization(
-                self.logits_fn,
-                params,
-                self.facts.eval_set,
-                cfg.batch_size,
-                pool_sizes=self.prepared.synbio.population.pool_sizes,
-                population_size=d.num_people,
-            )
+            mem = self.knowledge_eval(params)
             web = self.prepared.web_val
             web_loss = (
                 evaluate.web_loss(
@@ -200,7 +210,6 @@ class _Run:
             "step": completed,
             **self.facts.counts(completed),
             **mem,
-            "bits_per_param": mem["bits_stored_total"] / self.facts.params_non_embedding,
             "web_loss": web_loss,
             "params_total": self.facts.params_total,
             "params_non_embedding": self.facts.params_non_embedding,
@@ -215,11 +224,28 @@ class _Run:
             row["acc"],
             row["acc_se"],
             row["value_loss"],
-            row["bits_per_param"],
+            row.get("bits_per_param", float("nan")),
             web_loss,
             row["eval_time_s"],
         )
         return row
+
+    def knowledge_eval(self, params: Any) -> dict[str, Any]:
+        """The knowledge set's eval columns: SynBio memorization with bits_per_param, or a task's accuracy."""
+        cfg, task = self.config.eval, self.facts.task
+        if task is not None:
+            return evaluate.task_accuracy(
+                self.logits_fn, params, self.facts.eval_set, cfg.batch_size, bits_per_item=task.bits_per_item
+            )
+        mem = evaluate.memorization(
+            self.logits_fn,
+            params,
+            self.facts.eval_set,
+            cfg.batch_size,
+            pool_sizes=self.prepared.synbio.population.pool_sizes,
+            population_size=self.config.data.num_people,
+        )
+        return {**mem, "bits_per_param": mem["bits_stored_total"] / self.facts.params_non_embedding}
 
 
 def _common_start(runs: list[_Run]) -> int:
