@@ -1,4 +1,4 @@
-"""`prepare(config.data)`: the data training reads — tokenizer, web stores, SynBio, eval set.
+"""`prepare(config.data)`: the data training reads — tokenizer, web stores, the knowledge set, eval set.
 
 Idempotent: every artefact lives under config.data.dir at a path keyed by its inputs, is built once, and is
 loaded afterwards (different corpora or vocabulary sizes never collide):
@@ -15,9 +15,14 @@ or a directory of them.
 
 config.data.tokenizer: "" trains a byte-level BPE of config.data.vocab_size entries on a web sample
 (TOKENIZER_WEB_CHARS characters) plus SynBio renderings of TOKENIZER_PEOPLE people of a fixed population, so every
-N and seed of a sweep shares one tokenizer (its key holds the corpus name and the hash of those renderings). A path
+N and seed of a sweep shares one tokenizer (its key holds the corpus name and the hash of those renderings). A task
+run (config.data.knowledge "slope" or "max_of_n") adds data_gen.tasks.tokenizer_sample, a fixed sample of the
+task's documents, and its hash to the key; a SynBio run's inputs, and so its tokenizer, are unchanged. A path
 loads that tokenizer.json instead; config.data.vocab_size is then unused (the model takes
 `prepared.tokenizer.vocab_size`).
+
+config.data.knowledge: "synbio" builds `Prepared.synbio` and its eval set; a task (data_gen/tasks.py) builds
+`Prepared.task` and its held-out `TaskEvalSet` instead (synbio is None).
 
     python -m data_gen.prepare --dir data --web default --vocab_size 8192
 """
@@ -42,6 +47,8 @@ from data_gen.hashing import short_hash
 from data_gen.synbio import EvalSet, Population, SynBio
 from data_gen.synbio_tokens import ByteTokenizer
 from data_gen.synthetic_web import SyntheticWeb
+from data_gen.task import Task, TaskEvalSet
+from data_gen.tasks import make_task, task_eval_set, tokenizer_sample
 from data_gen.tfds_corpus import TfdsCorpus, tfds_corpus
 from data_gen.tokenizer import Tokenizer, train_bpe
 from data_gen.web import TokenStore, build_store, list_files, read_documents
@@ -57,8 +64,9 @@ class Prepared:
     tokenizer: Tokenizer
     web_train: TokenStore | None
     web_val: TokenStore | None
-    synbio: SynBio
-    eval_set: EvalSet
+    synbio: SynBio | None  # None for a task run
+    eval_set: EvalSet | TaskEvalSet
+    task: Task | None = None  # the task of a task run (config.data.knowledge), None for SynBio
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +148,11 @@ def get_tokenizer(data_cfg, data_dir: Path, corpus: Corpus | TfdsCorpus | None) 
         "synbio_sha256": hashlib.sha256("\0".join(bios).encode()).hexdigest(),
         "version": TOKENIZER_SAMPLE_VERSION,
     }
+    task_docs = tokenizer_sample(data_cfg)
+    if task_docs:  # only task runs: the SynBio key stays as it was
+        inputs["task"] = str(data_cfg.knowledge)
+        inputs["task_docs"] = len(task_docs)
+        inputs["task_sha256"] = hashlib.sha256("\0".join(task_docs).encode()).hexdigest()
     out = data_dir / "tokenizers" / f"bpe{inputs['vocab_size']}-{short_hash(inputs)}"
     if (out / "tokenizer.json").exists():
         return Tokenizer.load(out / "tokenizer.json")
@@ -148,6 +161,7 @@ def get_tokenizer(data_cfg, data_dir: Path, corpus: Corpus | TfdsCorpus | None) 
         if corpus is not None:
             yield from _web_sample(corpus, TOKENIZER_WEB_CHARS)
         yield from bios
+        yield from task_docs
 
     with building(out) as tmp:
         train_bpe(texts(), inputs["vocab_size"], tmp / "tokenizer.json")
@@ -169,6 +183,9 @@ def prepare(data_cfg) -> Prepared:
     corpus = web_corpus(data_cfg, data_dir)
     tokenizer = get_tokenizer(data_cfg, data_dir, corpus)
     web_train, web_val = web_stores(corpus, tokenizer, data_dir) if corpus else (None, None)
+    task = make_task(data_cfg, tokenizer)
+    if task is not None:
+        return Prepared(tokenizer, web_train, web_val, None, task_eval_set(data_cfg, task), task)
     pool_sizes = data_cfg.get("pool_sizes", None)
     population = Population(
         int(data_cfg.num_people), int(data_cfg.synbio_seed), dict(pool_sizes) if pool_sizes else None

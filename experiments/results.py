@@ -8,7 +8,11 @@ and status.json. Columns, in this order:
   every other config key whose value differs between runs of the folder, under its dotted name (sorted; facts that
       the trainer computed, under "derived." in config.json, are not config keys and are left out),
   step, final (True on the last eval of a run whose status is "complete"),
-  then every eval.jsonl field, in order of first appearance.
+  then every eval.jsonl field, in order of first appearance,
+  then every column of analysis.io.RESULTS_COLUMNS that no row has (empty), so that a table of task runs
+      (data.knowledge "slope" or "max_of_n": no per-attribute accuracy, no stored bits) loads in the analysis.
+A task run's num_people is empty (data.num_people counts SynBio's people; a task has none), which keeps it out of
+the theory's knowledge-set size.
 Rows are sorted by (run_id, step); a step evaluated twice (a resumed run re-evaluates after its last checkpoint)
 keeps its newest row. Files are written to a temporary name and renamed, so readers never see half a table, and
 rebuilding from the same folders gives byte-identical CSV.
@@ -24,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from analysis.io import RESULTS_COLUMNS
 from mixlab import run_folder
 from mixlab.config import flatten
 
@@ -65,12 +70,15 @@ def collect(sweep_dir: str | os.PathLike) -> pd.DataFrame:
     eval_keys = [k for k in eval_keys if k not in ("step", *PARAM_COLUMNS)]
     columns = ["sweep", "run_id", "size", *PARAM_COLUMNS, "ratio", "num_people", "seed", *varying, "step", "final"]
     columns += eval_keys
+    columns += [c for c in RESULTS_COLUMNS if c not in columns]
 
     records = []
     for rid, config, complete, rows in runs:
         for i, row in enumerate(rows):
             record = {"sweep": sweep_dir.name, "run_id": rid}
             record.update({col: config.get(key) for col, key in KEY_COLUMNS.items()})
+            if config.get("data.knowledge", "synbio") != "synbio":
+                record["num_people"] = None
             record.update({p: _find(p, row, config) for p in PARAM_COLUMNS})
             record.update({k: _cell(config.get(k)) for k in varying})
             record["step"] = row["step"]

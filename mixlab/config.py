@@ -22,6 +22,7 @@ from ml_collections.config_dict import placeholder
 
 from data_gen.synbio_fields import resolve_pool_sizes
 from data_gen.synthetic_web import SyntheticWeb
+from data_gen.tasks import KNOWLEDGE_SETS, universe_size
 from mixlab import optimizer, sharding
 from mixlab.model import ModelConfig
 
@@ -53,6 +54,9 @@ MEMBER_KEYS = (
     "data.power_law_groups",
     "data.power_law_beta",
     "data.ckm_tau",
+    "data.max_n",
+    "data.task_eval_items",
+    "data.task_seed",
     "eval.num_people",
     "eval.seed",
 )
@@ -94,6 +98,10 @@ def base_config() -> ml_collections.ConfigDict:
         web="default",
         tokenizer="",
         vocab_size=1024,
+        knowledge="synbio",  # data_gen.tasks.KNOWLEDGE_SETS: SynBio, or a task ("slope", "max_of_n")
+        max_n=30,  # numbers per question of Max-over-N
+        task_eval_items=1000,  # held-out questions of a task (never trained on)
+        task_seed=0,  # which held-out set
         num_people=1000,
         synbio_seed=0,
         subsample=1.0,
@@ -268,6 +276,7 @@ def _check_data(d: ml_collections.ConfigDict, files: bool) -> None:
     _need(_is_int(d.vocab_size) and d.vocab_size >= 258, "data.vocab_size", d.vocab_size, "must be an int >= 258")
     _need(d.synbio_seed >= 0, "data.synbio_seed", d.synbio_seed, "must be >= 0")
     _need(0.0 < d.subsample <= 1.0, "data.subsample", d.subsample, "the kept fraction of people must be in (0, 1]")
+    _check_knowledge(d)
     groups = d.power_law_groups
     _need(groups >= 0, "data.power_law_groups", groups, "must be >= 0 (0 = uniform SynBio)")
     if groups > 0:
@@ -294,6 +303,21 @@ def _check_data(d: ml_collections.ConfigDict, files: bool) -> None:
         SyntheticWeb.from_config(d.synthetic.to_dict())
     except (ValueError, TypeError) as e:
         raise ConfigError(f"data: {e}") from None
+
+
+def _check_knowledge(d: ml_collections.ConfigDict) -> None:
+    """data.knowledge and the task keys; the SynBio variants (subsample, power law, CKM) only with SynBio."""
+    _need(d.knowledge in KNOWLEDGE_SETS, "data.knowledge", d.knowledge, f"must be one of {KNOWLEDGE_SETS}")
+    _need(_is_int(d.max_n) and d.max_n >= 2, "data.max_n", d.max_n, "Max-over-N needs an int >= 2 numbers")
+    _need(_is_int(d.task_seed) and d.task_seed >= 0, "data.task_seed", d.task_seed, "must be an int >= 0")
+    items = d.task_eval_items
+    _need(_is_int(items) and items >= 1, "data.task_eval_items", items, "must be an int >= 1")
+    if d.knowledge == "synbio":
+        return
+    for key, plain in (("subsample", 1.0), ("power_law_groups", 0), ("ckm_tau", 0.0)):
+        _need(d[key] == plain, f"data.{key}", d[key], f"is a SynBio variant: must be {plain} with a task")
+    universe = universe_size(d)
+    _need(items <= universe // 2, "data.task_eval_items", items, f"must be <= half the {universe} questions")
 
 
 def _check_optim(o: ml_collections.ConfigDict, global_batch: int) -> None:
@@ -412,6 +436,12 @@ def validate(config: ml_collections.ConfigDict, *, here: bool = True) -> tuple[j
         raise ConfigError(str(e)) from None
     _check_optim(config.optim, d.global_batch)
     _check_train(config.train)
+    _need(
+        config.train.exposures == 0 or d.knowledge == "synbio",
+        "train.exposures",
+        config.train.exposures,
+        f"counts passes over SynBio's people; give a data.knowledge={d.knowledge!r} run train.num_steps or tokens",
+    )
     num_steps = static_num_steps(config)
     if num_steps is not None:
         check_schedule(config.optim, num_steps)

@@ -1,4 +1,4 @@
-"""Evaluation: memorization (teacher-forced exact match, value loss, bits stored) and web validation loss.
+"""Evaluation: memorization (teacher-forced exact match, value loss, bits stored), task accuracy and web loss.
 
 Exact match under teacher forcing: an item is correct iff the argmax at every value position, given the true prefix,
 equals the true value token. By induction this is exactly greedy decoding of |v| tokens from the prompt (each greedy
@@ -32,15 +32,28 @@ class ForwardFn(Protocol):
     def __call__(self, params: Any, tokens_BxL: jax.Array, /) -> jax.Array: ...
 
 
-class EvalItems(Protocol):
-    """The fields of data_gen.synbio.EvalSet that evaluation reads (E items, right-padded)."""
+class ScoredItems(Protocol):
+    """What score_items reads: E right-padded prompt/value pairs (synbio.EvalSet, task.TaskEvalSet of data_gen)."""
 
     prompt: np.ndarray  # [E, Lp] int32
     prompt_len: np.ndarray  # [E]
     value: np.ndarray  # [E, Lv] int32
     value_len: np.ndarray  # [E]
+
+
+class EvalItems(ScoredItems, Protocol):
+    """The fields of data_gen.synbio.EvalSet that memorization reads."""
+
     person: np.ndarray  # [E]
     attribute: np.ndarray  # [E] index into ATTRIBUTES
+
+
+class TaskItems(ScoredItems, Protocol):
+    """The fields of data_gen.task.TaskEvalSet that task_accuracy reads."""
+
+    question: np.ndarray  # [E] index of the held-out question
+    kind: np.ndarray  # [E] index into kinds
+    kinds: tuple[str, ...]
 
 
 class TokenStoreLike(Protocol):
@@ -86,11 +99,12 @@ def _score_batch(
     return correct_B, loss_B
 
 
-def _check_eval_set(eval_set: EvalItems) -> None:
+def _check_eval_set(eval_set: ScoredItems, fields: tuple[str, ...] = ()) -> None:
+    """ValueError unless the items are well formed: lengths within the padding, `fields` with one entry per item."""
     e = len(eval_set.prompt)
     if e == 0:
         raise ValueError("eval_set is empty")
-    for name in ("prompt_len", "value", "value_len", "person", "attribute"):
+    for name in ("prompt_len", "value", "value_len", *fields):
         if len(getattr(eval_set, name)) != e:
             raise ValueError(f"eval_set.{name} has {len(getattr(eval_set, name))} items, prompt has {e}")
     lp, lv = eval_set.prompt.shape[1], eval_set.value.shape[1]
@@ -98,8 +112,6 @@ def _check_eval_set(eval_set: EvalItems) -> None:
         raise ValueError(f"eval_set.prompt_len must be in [1, {lp}]")
     if not np.all((eval_set.value_len >= 1) & (eval_set.value_len <= lv)):
         raise ValueError(f"eval_set.value_len must be in [1, {lv}]")
-    if not np.all((eval_set.attribute >= 0) & (eval_set.attribute < len(ATTRIBUTES))):
-        raise ValueError(f"eval_set.attribute must index ATTRIBUTES (0..{len(ATTRIBUTES) - 1})")
 
 
 def teacher_forced_inputs(
@@ -119,7 +131,7 @@ def teacher_forced_inputs(
 
 
 def score_items(
-    logits_fn: ForwardFn, params: Any, eval_set: EvalItems, batch_size: int
+    logits_fn: ForwardFn, params: Any, eval_set: ScoredItems, batch_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per item: (exact match [E] bool, value loss [E] in nats).
 
@@ -220,6 +232,9 @@ def memorization(
         raise ValueError(f"pool_sizes lacks attributes {missing}")
     if any(pool_sizes[a] < 1 for a in ATTRIBUTES):
         raise ValueError(f"pool_sizes must be >= 1, got {dict(pool_sizes)}")
+    _check_eval_set(eval_set, ("person", "attribute"))
+    if not np.all((eval_set.attribute >= 0) & (eval_set.attribute < len(ATTRIBUTES))):
+        raise ValueError(f"eval_set.attribute must index ATTRIBUTES (0..{len(ATTRIBUTES) - 1})")
 
     people, person_index = np.unique(eval_set.person, return_inverse=True)
     n_people = len(people)
@@ -260,6 +275,53 @@ def memorization(
     # the same bound with the loss averaged over all evaluated people before the clip (no per-person clipping)
     pooled = bits_lower_bound(loss_bits, np.zeros_like(person_index), attribute, pool_bits, 1)
     out["bits_per_person_pooled"] = float(pooled[0])
+    return out
+
+
+def task_accuracy(
+    logits_fn: ForwardFn, params: Any, eval_set: TaskItems, batch_size: int, *, bits_per_item: float
+) -> dict[str, float | int]:
+    """Exact match on a task's held-out items (data_gen.task.TaskEvalSet), per item kind.
+
+    Args:
+      logits_fn, params, batch_size: as for memorization.
+      eval_set: every kind holds one item per held-out question; kinds[0] ("final": the final answer) is the
+        kind that acc reports.
+      bits_per_item: the entropy of the final answer under uniform questions (data_gen.task.Task.bits_per_item).
+
+    Returns a dict of python numbers: acc, acc_se (questions are independent: the binomial SE, via clustered_se
+    with one item per cluster), n_eval and n_correct (items of kinds[0]), n_people (questions scored: the
+    clusters), value_loss (nats per value token of kinds[0]), acc_<kind> and value_loss_<kind> for every kind,
+    bits_per_item, and bits_learned_per_item = max(0, bits_per_item - the mean loss of a kinds[0] value in bits):
+    a lower bound on what the model's answer distribution tells about the answer, the task's bits_per_person.
+    """
+    _check_eval_set(eval_set, ("question", "kind"))
+    kind = np.asarray(eval_set.kind)
+    if not np.all((kind >= 0) & (kind < len(eval_set.kinds))):
+        raise ValueError(f"eval_set.kind must index kinds {eval_set.kinds}")
+    correct, loss_nats = score_items(logits_fn, params, eval_set, batch_size)
+    per_kind: dict[str, float] = {}
+    for k, name in enumerate(eval_set.kinds):
+        sel = kind == k
+        per_kind[f"acc_{name}"] = float(correct[sel].mean()) if sel.any() else float("nan")
+        tokens = np.sum(eval_set.value_len[sel])
+        per_kind[f"value_loss_{name}"] = float(loss_nats[sel].sum() / tokens) if sel.any() else float("nan")
+    main = kind == 0
+    n = int(main.sum())
+    if n == 0:
+        raise ValueError(f"eval_set has no item of kind {eval_set.kinds[0]!r}")
+    c = correct[main].astype(np.float64)
+    out: dict[str, float | int] = {
+        "acc": float(c.mean()),
+        "acc_se": clustered_se(c, np.ones(n)),
+        "n_eval": n,
+        "n_correct": int(c.sum()),
+        "n_people": int(np.unique(np.asarray(eval_set.question)[main]).size),
+        "value_loss": per_kind[f"value_loss_{eval_set.kinds[0]}"],
+        **per_kind,
+        "bits_per_item": float(bits_per_item),
+        "bits_learned_per_item": max(0.0, float(bits_per_item) - float(loss_nats[main].mean()) / math.log(2)),
+    }
     return out
 
 

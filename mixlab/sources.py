@@ -7,7 +7,8 @@ renders exposure index c * docs_per_chunk + p, so every draw gets a fresh augmen
 (seed, chunk, position) and render a range of documents in vectorised SynBio calls.
 
 `knowledge_source` picks the source that config.data asks for; `mixture_stream` builds a run's MixtureStream from
-its config and `data_gen.prepare.prepare`'s output, for the trainer and the demo alike.
+its config and `data_gen.prepare.prepare`'s output, for the trainer and the demo alike; a task run
+(config.data.knowledge "slope" or "max_of_n") streams mixlab/task_source.py's TaskSource instead.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from data_gen.synbio import PowerLawGroups, SynBio, subsample
 from data_gen.web import WebSource
 from mixlab.config import ConfigError
 from mixlab.mixture import KnowledgeSource, MixtureStream
+from mixlab.task_source import TaskSource
 
 if TYPE_CHECKING:
     from data_gen.prepare import Prepared
@@ -211,16 +213,19 @@ def knowledge_source(data_cfg: ml_collections.ConfigDict, synbio: SynBio, seed: 
 
 def mixture_stream(
     config: ml_collections.ConfigDict, prepared: Prepared
-) -> tuple[MixtureStream, np.ndarray, _SynBioChunks]:
+) -> tuple[MixtureStream, np.ndarray, _SynBioChunks | TaskSource]:
     """(the run's MixtureStream, ids of the people it trains on, its knowledge source) from the config and
     `prepare(config.data)`.
 
     The stream mixes the knowledge source (when data.ratio > 0) with the web training store (when data.ratio < 1),
     both seeded by config.seed. The training people are those of the knowledge source even at ratio 0, where the
-    stream holds no knowledge (exposure statistics are taken over them).
+    stream holds no knowledge (exposure statistics are taken over them); a task's one "person" is the task itself.
     """
     d, eos_id = config.data, int(prepared.tokenizer.eos_id)
-    knowledge = knowledge_source(d, prepared.synbio, config.seed)
+    if prepared.task is not None:
+        knowledge = TaskSource(prepared.task, prepared.eval_set.questions, config.seed)
+    else:
+        knowledge = knowledge_source(d, prepared.synbio, config.seed)
     web = WebSource(prepared.web_train, config.seed, eos_id) if d.ratio < 1 else None
     stream = MixtureStream(
         knowledge if d.ratio > 0 else None, web, d.ratio, d.seq_len, d.global_batch, config.seed, eos_id

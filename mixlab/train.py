@@ -91,6 +91,7 @@ class RunFacts:
         k = self.stream.knowledge_tokens_per_batch
         self.tokens_per_step, self.knowledge_per_step = slots, k
         self.web_per_step = slots - k - int(0 < k < slots)  # the knowledge->web junction slot carries no loss
+        self.task = prepared.task  # a task run (data.knowledge), or None for SynBio
         self.tokens_per_exposure = knowledge.mean_doc_tokens + 1.0
         self.num_steps = config_lib.resolve_num_steps(config, k, self.tokens_per_exposure, len(self.people))
         self.model_cfg = ModelConfig.from_config(config.model.to_dict(), vocab_size, d.seq_len)
@@ -105,9 +106,12 @@ class RunFacts:
         self.peak_flops = peak * per_peak if peak else None
         self.device_kind = device.device_kind
         self.num_devices = int(mesh.devices.size)
-        self.eval_set = prepared.eval_set.subset(
-            evaluate.select_eval_people(d.num_people, config.eval.num_people, config.eval.seed)
-        )
+        if self.task is not None:  # every held-out question (data.task_eval_items)
+            self.eval_set = prepared.eval_set
+        else:
+            self.eval_set = prepared.eval_set.subset(
+                evaluate.select_eval_people(d.num_people, config.eval.num_people, config.eval.seed)
+            )
         self.warm = warm
         self.eval_subsets = _eval_subsets(d, knowledge, self.people)
         # the guardrail compares with the step-0 web loss, and a warm start's step-0 row is its starting point
@@ -131,9 +135,21 @@ class RunFacts:
             "device_kind": self.device_kind,
             "num_devices": self.num_devices,
             "num_processes": jax.process_count(),
-            "eval_people": int(len(np.unique(self.eval_set.person))),
+            "eval_people": int(len(np.unique(self.eval_set.person))) if self.task is None else None,
             "bits_per_param_denominator": "params_non_embedding",
             "init_from": self.warm.describe() if self.warm else None,
+            **self.task_facts(),
+        }
+
+    def task_facts(self) -> dict[str, Any]:
+        """A task run's facts (none for SynBio): held-out questions, the universe, bits per item, document sizes."""
+        if self.task is None:
+            return {}
+        return {
+            "eval_questions": int(len(self.eval_set.questions)),
+            "task_questions": float(self.task.universe_size),  # a float: Max-over-N's 100^N outgrows JSON readers
+            "bits_per_item": self.task.bits_per_item,
+            "max_doc_tokens": self.task.max_doc_tokens,
         }
 
     def counts(self, completed: int) -> dict[str, float]:
@@ -216,15 +232,7 @@ class _Run:
         cfg, d = self.config.eval, self.config.data
         t0 = time.perf_counter()
         with self.timers.phase("eval"):
-            mem = evaluate.memorization(
-                self.logits_fn,
-                params,
-                self.facts.eval_set,
-                cfg.batch_size,
-                pool_sizes=self.prepared.synbio.population.pool_sizes,
-                population_size=d.num_people,
-                subsets=self.facts.eval_subsets,
-            )
+            mem = self.knowledge_eval(params)
             web = self.prepared.web_val
             web_loss = (
                 evaluate.web_loss(
@@ -243,7 +251,6 @@ class _Run:
             "step": completed,
             **self.facts.counts(completed),
             **mem,
-            "bits_per_param": mem["bits_stored_total"] / self.facts.params_non_embedding,
             "web_loss": web_loss,
             "params_total": self.facts.params_total,
             "params_non_embedding": self.facts.params_non_embedding,
@@ -264,11 +271,29 @@ class _Run:
             row["acc"],
             row["acc_se"],
             row["value_loss"],
-            row["bits_per_param"],
+            row.get("bits_per_param", float("nan")),
             web_loss,
             row["eval_time_s"],
         )
         return row
+
+    def knowledge_eval(self, params: Any) -> dict[str, Any]:
+        """The knowledge set's eval columns: SynBio memorization with bits_per_param, or a task's accuracy."""
+        cfg, task = self.config.eval, self.facts.task
+        if task is not None:
+            return evaluate.task_accuracy(
+                self.logits_fn, params, self.facts.eval_set, cfg.batch_size, bits_per_item=task.bits_per_item
+            )
+        mem = evaluate.memorization(
+            self.logits_fn,
+            params,
+            self.facts.eval_set,
+            cfg.batch_size,
+            pool_sizes=self.prepared.synbio.population.pool_sizes,
+            population_size=self.config.data.num_people,
+            subsets=self.facts.eval_subsets,
+        )
+        return {**mem, "bits_per_param": mem["bits_stored_total"] / self.facts.params_non_embedding}
 
     def _stop_reason(self, row: dict[str, Any]) -> str | None:
         """Why the run stops at this eval (train.stop_at_acc reached, or the web loss above its guardrail), or None."""

@@ -5,7 +5,13 @@ import json
 import pandas as pd
 import pytest
 
+from analysis.io import RESULTS_COLUMNS, load_results
 from experiments import results
+
+# the columns of analysis.io.RESULTS_COLUMNS that the fake eval rows below lack: added empty, in that order
+MISSING = [c for c in RESULTS_COLUMNS if c not in {"sweep", "run_id", "size", "params_total", "params_non_embedding",
+                                                   "ratio", "num_people", "seed", "step", "final", "tokens",
+                                                   "exposures", "acc", "n_eval"}]  # fmt: skip
 
 
 def _config(size="t20k", ratio=0.2, seed=0, **extra):
@@ -49,8 +55,9 @@ def test_columns_hold_keys_params_varying_config_and_eval_fields(sweep_dir):
     df = results.collect(sweep_dir)
     assert list(df.columns) == [
         "sweep", "run_id", "size", "params_total", "params_non_embedding", "ratio", "num_people", "seed",
-        "train.rules", "step", "final", "tokens", "exposures", "acc", "n_eval",
+        "train.rules", "step", "final", "tokens", "exposures", "acc", "n_eval", *MISSING,
     ]  # fmt: skip
+    assert df[list(MISSING)].isna().all().all()
     assert df["sweep"].unique().tolist() == ["grid"]
     assert df["run_id"].tolist() == ["size=t20k,ratio=0.2"] * 2 + ["size=t57k,ratio=0.2"] * 2 + ["size=t57k,ratio=0.4"]
     assert df["params_total"].tolist() == [5020, 5020, 5057, 5057, 5057]
@@ -100,5 +107,22 @@ def test_a_key_with_mixed_types_still_writes_parquet(tmp_path):
 def test_an_empty_sweep_gives_a_header_only_table(tmp_path):
     path = results.write_table(tmp_path / "empty")
     assert path.read_text().splitlines() == [
-        "sweep,run_id,size,params_total,params_non_embedding,ratio,num_people,seed,step,final"
+        ",".join(RESULTS_COLUMNS)  # every column the analysis reads, and nothing else
     ]
+
+
+def test_a_task_run_has_every_analysis_column_and_no_num_people(tmp_path):
+    """Slope rows (no per-attribute accuracy, no stored bits) beside SynBio rows: the table loads in the analysis,
+    data.knowledge is a column, and the task run's num_people is empty."""
+    task_row = _row(10, 0.4, acc_se=0.05, n_correct=20, acc_final=0.4, acc_full=0.1, bits_per_item=12.2)
+    _make_run(tmp_path / "g", "slope", _config(data__knowledge="slope"), [task_row])
+    synbio_row = _row(10, 0.3, n_correct=15, acc_birth_date=0.2)
+    _make_run(tmp_path / "g", "synbio", _config(data__knowledge="synbio"), [synbio_row])
+    df = results.collect(tmp_path / "g")
+    assert set(RESULTS_COLUMNS) <= set(df.columns)
+    assert df["data.knowledge"].tolist() == ["slope", "synbio"]
+    assert df["num_people"].isna().tolist() == [True, False]
+    assert df["acc_birth_date"].isna().tolist() == [True, False]
+    assert df["acc_full"].tolist()[0] == 0.1
+    path = results.write_table(tmp_path / "g")
+    assert len(load_results(path)) == 2

@@ -31,6 +31,8 @@ ARG_KEYS = {
     "batch": "data.global_batch",
     "seq": "data.seq_len",
     "web": "data.web",
+    "knowledge": "data.knowledge",
+    "max_n": "data.max_n",
 }
 FLAGS = ("runlocal",)
 
