@@ -3,12 +3,13 @@
     python -m experiments.findings [--runs_dir=runs] [--workers=0] [--only=subsample,ckm,...]
 
 Each finding's sweep is idempotent (a second call re-uses every complete run); continual pre-training first trains
-its web-only source. The report (<runs_dir>/findings_report/report.md, figures beside it) has one section per
-finding (analysis/findings.py, analysis/frequency.py, analysis/tokens_to_target.py), with each sweep's wall time.
+its web-only source. `--only` picks the findings to train; the report (<runs_dir>/findings_report/report.md, figures
+beside it) has a section for every finding whose sweep has a results table, with the sweep's latest wall time.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ _WORKERS = flags.DEFINE_integer("workers", 0, "local worker processes (0 = one p
 _ONLY = flags.DEFINE_list("only", [], f"findings to run (default: all of {list(presets.ORDER)})")
 
 SectionFn = Callable[[pd.DataFrame], sections.Section]
+WALL_FILE = "wall_times.json"  # seconds of each finding's latest sweep
 
 
 def _section_fns() -> dict[str, SectionFn]:
@@ -37,8 +39,8 @@ def _section_fns() -> dict[str, SectionFn]:
     }
 
 
-def run_finding(name: str, runs_dir: str, workers: int) -> tuple[pd.DataFrame, float]:
-    """Train the finding's sweep (and the sweeps it starts from); (its results table, wall seconds)."""
+def run_finding(name: str, runs_dir: str, workers: int) -> float:
+    """Train the finding's sweep (and the sweeps it starts from); its wall seconds."""
     t0 = time.perf_counter()
     for arg in presets.STAGES.get(name, ()):
         sweep_lib.run_sweep(sweep_lib.load_sweep(f"experiments/configs/findings.py:{arg}"), runs_dir, workers=workers)
@@ -47,7 +49,7 @@ def run_finding(name: str, runs_dir: str, workers: int) -> tuple[pd.DataFrame, f
     failed = sorted(rid for rid, outcome in outcomes.items() if outcome == "failed")
     if failed:
         raise SystemExit(f"{name}: {len(failed)} run(s) failed: {failed}; see their train.log, then rerun")
-    return load_results(Path(runs_dir) / sweep.name / "results.csv"), time.perf_counter() - t0
+    return time.perf_counter() - t0
 
 
 def main(argv: list[str]) -> None:
@@ -56,19 +58,28 @@ def main(argv: list[str]) -> None:
     unknown = sorted(set(names) - set(presets.ORDER))
     if unknown:
         raise app.UsageError(f"--only: unknown findings {unknown}; known: {list(presets.ORDER)}")
-    out = Path(_RUNS_DIR.value) / "findings_report"
+    runs_dir = Path(_RUNS_DIR.value)
+    out = runs_dir / "findings_report"
     out.mkdir(parents=True, exist_ok=True)
-    lines = ["# Findings at tiny scale", "", "Presets: experiments/configs/findings.py; runs on this machine.", ""]
-    fns = _section_fns()
+    walls = {} if not (out / WALL_FILE).exists() else json.loads((out / WALL_FILE).read_text())
     for name in names:
         print(f"\n=== finding: {name}", flush=True)
-        df, seconds = run_finding(name, _RUNS_DIR.value, _WORKERS.value)
+        walls[name] = run_finding(name, _RUNS_DIR.value, _WORKERS.value)
+        (out / WALL_FILE).write_text(json.dumps(walls, indent=1))
+    lines = ["# Findings at tiny scale", "", "Presets: experiments/configs/findings.py; runs on this machine.", ""]
+    fns = _section_fns()
+    for name in presets.ORDER:  # every finding whose sweep has a table, trained now or before
+        table = runs_dir / presets.get_sweep(f"{name}={runs_dir}").name / "results.csv"
+        if not table.exists():
+            continue
+        df = load_results(table)
         md, figures = fns[name](df)
-        lines += md + [f"_{len(df['run_id'].unique())} runs; sweep wall time {seconds:.0f} s._", ""]
+        wall = f"sweep wall time {walls[name]:.0f} s" if name in walls else "wall time not recorded"
+        lines += md + [f"_{len(df['run_id'].unique())} runs; {wall}._", ""]
         for file, fig in figures.items():
             fig.savefig(out / file, dpi=120, bbox_inches="tight")
-        print("\n".join(md), flush=True)
     (out / "report.md").write_text("\n".join(lines))
+    print("\n".join(lines))
     print(f"report: {out / 'report.md'}")
 
 

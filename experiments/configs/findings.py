@@ -29,9 +29,14 @@ SUB_CRITICAL = {"model.size": "t57k", "data.ratio": 0.3}  # below t57k's thresho
 SEEDS = [0, 1]
 RHOS = [1.0, 0.5, 0.25, 0.125]
 TAUS = [0.0, 0.1, 0.3]
+# CKM at the demo's 30 people and r = 0.4, just below t57k's rise (SUB_CRITICAL learns nothing at all, with or
+# without tuples: measured, BUILD_NOTES.md "Findings")
+CKM_BASE = "experiments/configs/tiny.py:lr=0.01,people=30"
+CKM = {"model.size": "t57k", "data.ratio": 0.4}
 FREQUENCY_SIZES = ["t25k", "t57k", "t100k", "t224k"]
 FREQUENCY = {"data.power_law_groups": 8, "data.power_law_beta": 1.5, "data.num_people": 240, "data.ratio": 0.5}
-TASK_RATIOS = [0.05, 0.1, 0.2, 0.4, 0.8]
+TASK_RATIOS = [0.05, 0.1, 0.2, 0.4, 0.6, 0.8]  # >= 6 ratios: the jump test's minimum
+TASK_TOKENS = 2_400_000
 TASKS = ["slope", "max_of_n"]
 CONTINUAL_SOURCE = {"model.size": "t57k", "data.ratio": 0.0, "train.tokens": 600_000}
 CONTINUAL_RATIOS = [0.1, 0.3, 0.6]
@@ -69,14 +74,15 @@ def get_sweep(arg: str = "subsample") -> Sweep:
         points = _points({"seed": SEEDS, "data.subsample": RHOS}, **SUB_CRITICAL)
         return Sweep(name="findings_subsample", config=BASE, points=points)
     if name == "ckm":
-        points = _points({"seed": SEEDS, "data.ckm_tau": TAUS}, **SUB_CRITICAL)
-        return Sweep(name="findings_ckm", config=BASE, points=points)
+        points = _points({"seed": SEEDS, "data.ckm_tau": TAUS}, **CKM)
+        return Sweep(name="findings_ckm", config=CKM_BASE, points=points)
     if name == "frequency":
         return Sweep(
             name="findings_frequency", config=BASE, points=_points({"model.size": FREQUENCY_SIZES}, **FREQUENCY)
         )
     if name == "tasks":
-        points = _points({"data.knowledge": TASKS, "data.ratio": TASK_RATIOS}, **{"model.size": "t57k"})
+        axes = {"data.knowledge": TASKS, "data.ratio": TASK_RATIOS}
+        points = _points(axes, **{"model.size": "t57k", "train.tokens": TASK_TOKENS})
         return Sweep(name="findings_tasks", config=BASE, points=points)
     if name == "continual_source":
         return Sweep(name="findings_continual_source", config=BASE, points=[{**COMMON, **CONTINUAL_SOURCE}])
