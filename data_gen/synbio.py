@@ -137,9 +137,9 @@ class SynBio:
             piece_of_value[used] = table.add([" " + pools[attribute][i] for i in used])
             self._value_ids[:, a] = piece_of_value[column]
         self._sep_id = int(table.add([SEPARATOR])[0])
-        self._compact_head_id = int(table.add([COMPACT_HEAD])[0])
+        # the head ends on a space so that the name is the same pieces (tokens) as in biographies and prompts
+        self._compact_head_id = int(table.add([COMPACT_HEAD + " "])[0])
         self._compact_label_ids = table.add([" " + label for label in COMPACT_LABELS])
-        first_spaced = table.add([" " + f for f in pools["first_name"]])
         self._table = table
         parts = population.name_parts
         self._name_ids = np.stack([ids[parts[:, k]] for k, ids in enumerate((first, middle, last))], axis=1)  # [N, 3]
@@ -150,10 +150,9 @@ class SynBio:
         self._combo_len = self._template_len[np.arange(_A), self._combos].sum(axis=1)  # [C]
         self.max_bio_tokens = int(self._base_len.max() + self._combo_len.max())
         self.mean_bio_tokens = float(self._base_len.mean() + self._combo_len.mean())
-        self._compact_name_ids = np.stack([first_spaced[parts[:, 0]], self._name_ids[:, 1], self._name_ids[:, 2]], 1)
         self._compact_len = (  # the field order does not change a compact tuple's length
             lengths[self._compact_head_id]
-            + lengths[self._compact_name_ids].sum(axis=1)
+            + lengths[self._name_ids].sum(axis=1)
             + lengths[self._compact_label_ids].sum()
             + lengths[self._value_ids].sum(axis=1)
         )
@@ -214,7 +213,7 @@ class SynBio:
         order = _ORDERS[(h % np.uint64(len(_ORDERS))).astype(np.int64)]  # [M, 5] attribute at each field position
         pieces = np.empty((people.size, 4 + 2 * _A), dtype=np.int64)
         pieces[:, 0] = self._compact_head_id
-        pieces[:, 1:4] = self._compact_name_ids[people]
+        pieces[:, 1:4] = self._name_ids[people]
         pieces[:, 4::2] = self._compact_label_ids[order]
         pieces[:, 5::2] = np.take_along_axis(self._value_ids[people], order, axis=1)
         offsets = np.concatenate([[0], np.cumsum(self._compact_len[people])]).astype(np.int64)
