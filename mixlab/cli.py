@@ -11,6 +11,7 @@ mixlab.main, experiments.sweep, experiments.demo and data_gen.prepare run their 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import sys
@@ -89,3 +90,15 @@ def flags_parser(program: str) -> Callable[[list[str]], list[str]]:
             sys.exit(EXIT_REFUSED)
 
     return parse
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with --debug, and a flag that does not parse as one line and exit status 2 (no usage lines)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+
+    def error(self, message: str):
+        print(f"{self.prog}: {message} (--help lists the flags)", file=sys.stderr)
+        sys.exit(EXIT_REFUSED)
