@@ -452,6 +452,8 @@ class _StepLog:
 def _prepare(config: ml_collections.ConfigDict) -> Any:
     """data_gen.prepare.prepare, run by process 0 first when there are several (they may share data.dir).
 
+    The others wait for it at a collective, bounded by --distributed_timeout_s (mixlab.distributed): a first
+    collective, which all reach together, sets up gloo's group, whose rendezvous would give up after a fixed 30 s.
     A damaged token store under data.dir is a ConfigError (one line from mixlab.main), not a traceback."""
     from jax.experimental import multihost_utils
 
@@ -461,6 +463,7 @@ def _prepare(config: ml_collections.ConfigDict) -> Any:
     try:
         if jax.process_count() == 1:
             return prepare(config.data)
+        multihost_utils.sync_global_devices("mixlab: preparing data")
         if jax.process_index() == 0:
             prepared = prepare(config.data)
         multihost_utils.sync_global_devices("mixlab: data prepared")
