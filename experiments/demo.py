@@ -26,8 +26,8 @@ from analysis.report import write_report
 from analysis.verdicts import analyze, exposure_pairs, main_budget, verdicts
 from data_gen.prepare import Prepared, prepare
 from experiments import sweep as sweep_lib
-from mixlab.cli import flags_parser, one_line_errors
-from mixlab.config import ConfigError, loading
+from mixlab.cli import flags_parser, no_arguments, one_line_errors
+from mixlab.config import loading
 from mixlab.sources import mixture_stream
 
 _RUNS_DIR = flags.DEFINE_string("runs_dir", "runs", "where sweeps write their run folders")
@@ -96,8 +96,7 @@ PROGRAM = "experiments.demo"
 
 def main(argv: list[str]) -> None:
     with one_line_errors(PROGRAM):
-        if len(argv) > 1:
-            raise ConfigError(f"unexpected arguments {argv[1:]}: every argument is a --flag=value")
+        no_arguments(argv)
         _main()
 
 

@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from experiments import results
 from mixlab import host, run_folder
-from mixlab.cli import flags_parser, one_line_errors
+from mixlab.cli import flags_parser, no_arguments, one_line_errors
 from mixlab.config import (
     ConfigError,
     ensemble_key,
@@ -530,8 +530,7 @@ def _define_flags() -> None:
 
 def main(argv: Sequence[str]) -> int:
     with one_line_errors(PROGRAM):
-        if len(argv) > 1:
-            raise ConfigError(f"unexpected arguments {argv[1:]}: every argument is a --flag=value")
+        no_arguments(argv)
         return _main(flags.FLAGS)
 
 

@@ -46,6 +46,14 @@ def exit_status(error: BaseException) -> int | None:
     return EXIT_REFUSED if isinstance(error, refused) else None
 
 
+def no_arguments(argv: Sequence[str]) -> None:
+    """ConfigError for positional arguments after absl's flags (absl would report them as a usage error)."""
+    from mixlab.config import ConfigError
+
+    if len(argv) > 1:
+        raise ConfigError(f"unexpected arguments {list(argv[1:])}: every argument is a --flag=value")
+
+
 def one_line(error: BaseException) -> str:
     """The error's message on one line (its lines joined)."""
     return " ".join(line.strip() for line in str(error).splitlines() if line.strip())

@@ -55,8 +55,7 @@ _JAX_CACHE = flags.DEFINE_string(
 
 def main(argv: list[str]) -> None:
     with cli.one_line_errors("mixlab"):
-        if len(argv) > 1:
-            raise ConfigError(f"unexpected arguments {argv[1:]}: every argument is a --flag=value")
+        cli.no_arguments(argv)
         _main()
 
 
