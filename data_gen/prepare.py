@@ -25,11 +25,13 @@ config.data.knowledge: "synbio" builds `Prepared.synbio` and its eval set; a tas
 `Prepared.task` and its held-out `TaskEvalSet` instead (synbio is None).
 
     python -m data_gen.prepare --dir data --web default --vocab_size 8192
+
+The CLI checks its values with the trainer's rules (mixlab.config.check_data) first; bad input (a value out of range,
+a missing file, a damaged store, a store of another tokenizer) is one line and exit status 2 (mixlab/cli.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -37,7 +39,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import ml_collections
 import numpy as np
 
 from data_gen.atomic import building
@@ -52,6 +53,7 @@ from data_gen.tasks import make_task, task_eval_set, tokenizer_sample
 from data_gen.tfds_corpus import TfdsCorpus, tfds_corpus
 from data_gen.tokenizer import Tokenizer, train_bpe
 from data_gen.web import TokenStore, build_store, list_files, read_documents
+from mixlab import cli
 
 TOKENIZER_WEB_CHARS = 8_000_000
 TOKENIZER_PEOPLE = 4000
@@ -200,18 +202,28 @@ def prepare(data_cfg) -> Prepared:
     )
 
 
+PROGRAM = "data_gen.prepare"
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Build the tokenizer, web stores and SynBio set (idempotent).")
+    parser = cli.ArgumentParser(prog=PROGRAM, description="Build the tokenizer, web stores and SynBio (idempotent).")
     parser.add_argument("--dir", default="data")
     parser.add_argument("--web", default="default")
     parser.add_argument("--tokenizer", default="")
     parser.add_argument("--vocab_size", type=int, default=1024)
     parser.add_argument("--num_people", type=int, default=1000)
     args = parser.parse_args()
-    cfg = ml_collections.ConfigDict(
-        dict(dir=args.dir, web=args.web, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
-             num_people=args.num_people, synbio_seed=0)
-    )  # fmt: skip
+    with cli.one_line_errors(PROGRAM):
+        _main(args)
+
+
+def _main(args) -> None:
+    from mixlab.config import base_config, check_data  # the trainer's defaults and rules (mixlab depends on data_gen)
+
+    cfg = base_config().data
+    cfg.update(dir=args.dir, web=args.web, tokenizer=args.tokenizer, vocab_size=args.vocab_size)
+    cfg.update(num_people=args.num_people, ratio=1.0)  # the ratio changes no prepared file; 1 fits every data.web
+    check_data(cfg, files=True)
     t0 = time.perf_counter()
     p = prepare(cfg)
     print(f"prepared in {time.perf_counter() - t0:.1f}s: {p.tokenizer}")

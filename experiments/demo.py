@@ -6,6 +6,9 @@
    knowledge summary, a decoded mixed batch with the knowledge spans marked, and the stream's throughput.
 2. Runs the demo sweep (experiments/configs/demo.py), idempotently: a second `make demo` re-uses every complete run.
 3. Prints the accuracy grid (size x r) and the equal-exposure comparison, then writes the analysis report.
+
+Bad input (a flag or sweep point out of range, a sweep or config file that is missing or raises, a damaged token
+store) is refused in one line with exit status 2 before anything is built (mixlab/cli.py; --debug: the traceback).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from analysis.report import write_report
 from analysis.verdicts import analyze, exposure_pairs, main_budget, verdicts
 from data_gen.prepare import Prepared, prepare
 from experiments import sweep as sweep_lib
+from mixlab.cli import flags_parser, no_arguments, one_line_errors
+from mixlab.config import loading
 from mixlab.sources import mixture_stream
 
 _RUNS_DIR = flags.DEFINE_string("runs_dir", "runs", "where sweeps write their run folders")
@@ -86,18 +91,28 @@ def accuracy_grid(fixed: pd.DataFrame) -> pd.DataFrame:
     return fixed.pivot_table(index="size", columns="ratio", values="acc").reindex(order)
 
 
+PROGRAM = "experiments.demo"
+
+
 def main(argv: list[str]) -> None:
-    del argv
+    with one_line_errors(PROGRAM):
+        no_arguments(argv)
+        _main()
+
+
+def _main() -> None:
     t0 = time.perf_counter()
-    sweep = sweep_lib.load_sweep(_SWEEP.value)
-    config = sweep_lib.point_config(sweep, sweep.points[0])
+    with loading(f"--sweep={_SWEEP.value}"):
+        sweep = sweep_lib.load_sweep(_SWEEP.value)
+    config = sweep_lib.point_configs(sweep)[0]  # every point checked before anything is built
+    workers = len(sweep_lib.cpu_slots(_WORKERS.value))
     section("data: default web corpus, tokenizer, SynBio")
     prepared = prepare(config.data)
     preview_knowledge(prepared)
     section("a mixed batch (knowledge spans in \u00ab\u00bb)")
     preview_batch(config, prepared, 0.2)
 
-    section(f"sweep {sweep.name}: {len(sweep.points)} runs, {len(sweep_lib.cpu_slots(_WORKERS.value))} workers")
+    section(f"sweep {sweep.name}: {len(sweep.points)} runs, {workers} workers")
     outcomes = sweep_lib.run_sweep(sweep, _RUNS_DIR.value, workers=_WORKERS.value)
     failed = sorted(rid for rid, outcome in outcomes.items() if outcome == "failed")
     sweep_dir = Path(_RUNS_DIR.value) / sweep.name
@@ -130,4 +145,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=flags_parser(PROGRAM))

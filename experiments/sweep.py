@@ -44,11 +44,13 @@ from tqdm import tqdm
 
 from experiments import results
 from mixlab import host, run_folder
+from mixlab.cli import flags_parser, no_arguments, one_line_errors
 from mixlab.config import (
     ConfigError,
     ensemble_key,
     load_config,
     load_module,
+    loading,
     override,
     static_num_steps,
     validate,
@@ -56,6 +58,7 @@ from mixlab.config import (
 )
 from mixlab.run_folder import LOG_FILE, read_status
 
+PROGRAM = "experiments.sweep"
 DEFAULT_TRAINER: tuple[str, ...] = (sys.executable, "-m", "mixlab.main")
 SINGLE_THREAD_XLA_FLAG = "--xla_cpu_multi_thread_eigen=false"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._+-]+$")
@@ -151,8 +154,10 @@ def load_sweep(spec: str) -> Sweep:
 
 
 def point_config(sweep: Sweep, point: Mapping[str, Scalar]) -> ConfigDict:
-    """The base config with the point's overrides applied; ConfigError for an unknown key or a wrong type."""
-    config = load_config(sweep.config)
+    """The base config with the point's overrides applied; ConfigError for a base config file that is missing or
+    raises, an unknown key or a wrong type."""
+    with loading(f"sweep {sweep.name!r}: config {sweep.config}"):
+        config = load_config(sweep.config)
     override(config, point, f"sweep {sweep.name!r}, config {sweep.config!r}")
     return config
 
@@ -175,7 +180,7 @@ def point_configs(sweep: Sweep, check: Callable[[ConfigDict], Any] | None = vali
 def shard(items: Sequence[Any], index: int, count: int) -> list[Any]:
     """Deterministic round-robin share `index` of `count`: the shards partition `items` exactly."""
     if count < 1 or not 0 <= index < count:
-        raise ValueError(f"need 0 <= shard_index < num_shards, got shard_index={index}, num_shards={count}")
+        raise ConfigError(f"--shard_index={index}, --num_shards={count}: need 0 <= shard_index < num_shards")
     return list(items[index::count])
 
 
@@ -183,7 +188,7 @@ def cpu_slots(workers: int, cpus: Sequence[int] | None = None) -> list[tuple[int
     """Split the usable cores into `workers` disjoint contiguous groups (one core each, shared, if too few);
     workers = 0: one worker per core, single-threaded (the most runs per hour measured on 2 cores, BUILD_NOTES.md)."""
     if workers < 0:
-        raise ValueError(f"workers must be >= 0 (0 = one per core), got {workers}")
+        raise ConfigError(f"--workers={workers}: must be >= 0 (0 = one per core)")
     if cpus is None:
         cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
     cpus = sorted(cpus)
@@ -354,17 +359,17 @@ def run_sweep(
             outcomes[rid] = "skipped"
         else:
             pending.append((rid, point))
-    # `initial` keeps skipped runs out of the rate, so the ETA reflects runs actually trained.
-    bar = tqdm(total=len(todo), initial=len(outcomes), unit="run", desc=sweep.name, disable=not progress)
     if outcomes:
-        bar.write(f"{sweep.name}: {len(outcomes)} of {len(todo)} runs already complete, skipped")
-    if prepare is not None and pending:
+        print(f"{sweep.name}: {len(outcomes)} of {len(todo)} runs already complete, skipped", flush=True)
+    if prepare is not None and pending:  # before the progress bar: an error here is the last thing on stderr
         data_sets: dict[str, ConfigDict] = {}
         for rid, _ in pending:
             data_sets.setdefault(_data_key(config_of[rid]), config_of[rid])
         for i, config in enumerate(data_sets.values()):
-            bar.write(f"{sweep.name}: preparing data set {i + 1} of {len(data_sets)}")
+            print(f"{sweep.name}: preparing data set {i + 1} of {len(data_sets)}", flush=True)
             prepare(config)
+    # `initial` keeps skipped runs out of the rate, so the ETA reflects runs actually trained.
+    bar = tqdm(total=len(todo), initial=len(outcomes), unit="run", desc=sweep.name, disable=not progress)
     groups = ensemble_groups(pending, config_of, ensemble)
     running: dict[int, _Job] = {}
 
@@ -531,17 +536,14 @@ def _define_flags() -> None:
 
 
 def main(argv: Sequence[str]) -> int:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    try:
+    with one_line_errors(PROGRAM):
+        no_arguments(argv)
         return _main(flags.FLAGS)
-    except ConfigError as e:
-        print(f"mixlab.sweep: {e}", file=sys.stderr)
-        return 2
 
 
 def _main(FLAGS: flags.FlagValues) -> int:
-    sweep = load_sweep(FLAGS.sweep)
+    with loading(f"--sweep={FLAGS.sweep}"):
+        sweep = load_sweep(FLAGS.sweep)
     sweep_dir = Path(FLAGS.runs_dir) / sweep.name
     if FLAGS.plan:
         point_configs(sweep, functools.partial(validate, here=False) if FLAGS.validate else None)
@@ -581,7 +583,7 @@ def cli() -> None:
     exits through run_sweep's cleanup, which stops the trainers (no orphan keeps writing a run folder)."""
     _define_flags()
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    app.run(main)
+    app.run(main, flags_parser=flags_parser(PROGRAM))
 
 
 if __name__ == "__main__":

@@ -8,11 +8,12 @@ key, its value and what is allowed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,18 @@ class ConfigError(ValueError):
 
 class ConfigMismatchError(ValueError):
     """The config of a run folder or checkpoint differs from the config of the run trying to use it."""
+
+
+@contextlib.contextmanager
+def loading(what: str) -> Iterator[None]:
+    """Whatever loading a config or sweep file raises inside (it is missing, does not import, its get_config fails)
+    as one ConfigError line naming `what`, e.g. "--config=x.py: FileNotFoundError: ..." (the cause is chained)."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except Exception as e:
+        raise ConfigError(f"{what}: {type(e).__name__}: {e}".splitlines()[0]) from e
 
 
 def load_module(spec: str, kind: str) -> tuple[Any, str, str]:
@@ -269,7 +282,8 @@ def _check_keys(config: ml_collections.ConfigDict | Mapping[str, Any]) -> None:
         raise ConfigError(f"config lacks key(s) {missing}; start config files from mixlab.config.base_config()")
 
 
-def _check_data(d: ml_collections.ConfigDict, files: bool) -> None:
+def check_data(d: ml_collections.ConfigDict, files: bool) -> None:
+    """ConfigError unless config.data can work; files=True also checks that data.web and data.tokenizer exist."""
     _need(0.0 <= d.ratio <= 1.0, "data.ratio", d.ratio, "the mixing ratio must be in [0, 1]")
     for key in ("seq_len", "global_batch", "num_people"):
         _need(_is_int(d[key]) and d[key] >= 1, f"data.{key}", d[key], "must be an int >= 1")
@@ -429,7 +443,7 @@ def validate(config: ml_collections.ConfigDict, *, here: bool = True) -> tuple[j
     """
     _check_keys(config)
     d = config.data
-    _check_data(d, files=here)
+    check_data(d, files=here)
     try:
         ModelConfig.from_config(config.model.to_dict(), d.vocab_size, d.seq_len)
     except ValueError as e:

@@ -10,8 +10,10 @@ The workdir receives config.json (resolved), metrics.jsonl, eval.jsonl, checkpoi
 (mixlab/run_folder.py). Relaunching with the same workdir resumes from the latest checkpoint; a launch on a folder
 that another live process holds (run_folder.lock) is refused in one line naming it. Multi-host: pass
 --coordinator_address/--num_processes/--process_id (or the JAX_* environment variables, or --distributed_auto) to
-every process. A config that cannot work is refused before anything is built, with one line naming the key and the
-allowed range, and exit status 2.
+every process; --distributed_timeout_s bounds every wait on the others (joining, each collective, the exit), so
+that a process that dies or never starts ends the others within it, in one line and exit status 1
+(mixlab/distributed.py). A config that cannot work is refused before anything is built, with one line naming the
+key and the allowed range, and exit status 2 (mixlab/cli.py; --debug shows the traceback).
 """
 
 from __future__ import annotations
@@ -26,9 +28,8 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from mixlab import distributed, host, train
-from mixlab.checkpoint import CheckpointError
-from mixlab.config import ConfigError, ConfigMismatchError, flatten, load_config, override
+from mixlab import cli, distributed, host, train
+from mixlab.config import ConfigError, flatten, load_config, loading, override
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config: path/to/config.py[:arg].")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder (created; resumed if it holds a checkpoint).")
@@ -40,6 +41,11 @@ _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "Multi-host: hos
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host: this process's id.")
 _AUTO = flags.DEFINE_bool("distributed_auto", False, "Multi-host: let JAX detect the cluster (Slurm, MPI, TPU).")
+_TIMEOUT = flags.DEFINE_integer(
+    "distributed_timeout_s",
+    distributed.DEFAULT_TIMEOUT_S,
+    "Multi-host: seconds a process waits for the others (to join, at each collective, at exit) before it fails.",
+)
 _JAX_CACHE = flags.DEFINE_string(
     "jax_cache_dir",
     os.environ.get("JAX_COMPILATION_CACHE_DIR", ".cache/jax"),
@@ -48,11 +54,17 @@ _JAX_CACHE = flags.DEFINE_string(
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    with cli.one_line_errors("mixlab"):
+        cli.no_arguments(argv)
+        _main()
+
+
+def _main() -> None:
     if not flags.FLAGS["verbosity"].present:
         absl_logging.set_verbosity(absl_logging.WARNING)  # orbax logs every checkpoint step at INFO
-    distributed.maybe_initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _AUTO.value)
+    distributed.maybe_initialize(
+        _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _AUTO.value, _TIMEOUT.value
+    )
     if _JAX_CACHE.value:
         jax.config.update("jax_compilation_cache_dir", _JAX_CACHE.value)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # eval compiles many small programs
@@ -63,7 +75,7 @@ def main(argv: list[str]) -> None:
         jax.device_count(),
         jax.devices()[0].device_kind,
     )
-    try:
+    with distributed.collectives_checked():
         if _MEMBERS.value is None:
             if _WORKDIR.value is None:
                 raise ConfigError("--workdir (or --members) is required")
@@ -71,9 +83,6 @@ def main(argv: list[str]) -> None:
         else:
             configs, workdirs = member_configs(_CONFIG.value, _MEMBERS.value)
             train.train_ensemble(configs, workdirs, stop_after=_STOP_AFTER.value)
-    except (ConfigError, ConfigMismatchError, CheckpointError) as e:
-        print(f"mixlab: {e}", file=sys.stderr)
-        sys.exit(2)
 
 
 def member_configs(config, members_json: str) -> tuple[list, list[str]]:
@@ -102,10 +111,8 @@ def preflight(argv: list[str]) -> None:
     spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
     if spec is None:
         return
-    try:
+    with loading(f"--config={spec}"):
         config = load_config(spec)
-    except Exception as e:  # whatever the config file raises is reported in one line
-        raise ConfigError(f"--config={spec}: {type(e).__name__}: {e}".splitlines()[0]) from None
     known = list(flatten(config.to_dict()))
     for arg in argv:
         if arg.startswith("--config.") and arg.split("=", 1)[0][len("--config.") :] not in known:
@@ -118,13 +125,10 @@ def preflight(argv: list[str]) -> None:
 def run() -> None:
     host.reexec_tuned()
     host.die_with_parent()  # after the re-exec: a sweep's trainer dies with the sweep
-    try:
+    with cli.one_line_errors("mixlab"):
         preflight(sys.argv[1:])
-    except ConfigError as e:
-        print(f"mixlab: {e}", file=sys.stderr)
-        sys.exit(2)
     flags.mark_flags_as_required(["config"])
-    app.run(main)
+    app.run(main, flags_parser=cli.flags_parser("mixlab"))
 
 
 if __name__ == "__main__":

@@ -570,6 +570,8 @@ class _StepLog:
 def _prepare(config: ml_collections.ConfigDict) -> Any:
     """data_gen.prepare.prepare, run by process 0 first when there are several (they may share data.dir).
 
+    The others wait for it at a collective, bounded by --distributed_timeout_s (mixlab.distributed): a first
+    collective, which all reach together, sets up gloo's group, whose rendezvous would give up after a fixed 30 s.
     A damaged token store under data.dir, or a web corpus that cannot be built (data_gen.debian_docs.
     CorpusUnavailable: no apt, a damaged shipped default corpus), is a ConfigError (one line from mixlab.main)."""
     from jax.experimental import multihost_utils
@@ -581,6 +583,7 @@ def _prepare(config: ml_collections.ConfigDict) -> Any:
     try:
         if jax.process_count() == 1:
             return prepare(config.data)
+        multihost_utils.sync_global_devices("mixlab: preparing data")
         if jax.process_index() == 0:
             prepared = prepare(config.data)
         multihost_utils.sync_global_devices("mixlab: data prepared")
