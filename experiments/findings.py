@@ -21,6 +21,8 @@ from analysis import findings as sections
 from analysis.io import load_results
 from experiments import sweep as sweep_lib
 from experiments.configs import findings as presets
+from mixlab.cli import flags_parser, no_arguments, one_line_errors
+from mixlab.config import ConfigError
 
 _RUNS_DIR = flags.DEFINE_string("runs_dir", "runs", "where sweeps write their run folders")
 _WORKERS = flags.DEFINE_integer("workers", 0, "local worker processes (0 = one per core)")
@@ -52,12 +54,24 @@ def run_finding(name: str, runs_dir: str, workers: int) -> float:
     return time.perf_counter() - t0
 
 
+PROGRAM = "experiments.findings"
+
+
 def main(argv: list[str]) -> None:
-    del argv
+    with one_line_errors(PROGRAM):
+        no_arguments(argv)
+        _main()
+
+
+def _main() -> None:
     names = _ONLY.value or list(presets.ORDER)
     unknown = sorted(set(names) - set(presets.ORDER))
     if unknown:
-        raise app.UsageError(f"--only: unknown findings {unknown}; known: {list(presets.ORDER)}")
+        raise ConfigError(f"--only={','.join(names)}: unknown findings {unknown}; known: {list(presets.ORDER)}")
+    for name in names:  # every point of every sweep to train checked before anything is built
+        for arg in (*presets.STAGES.get(name, ()), f"{name}={_RUNS_DIR.value}"):
+            if not arg.startswith("continual="):  # its source is trained first
+                sweep_lib.point_configs(presets.get_sweep(arg))
     runs_dir = Path(_RUNS_DIR.value)
     out = runs_dir / "findings_report"
     out.mkdir(parents=True, exist_ok=True)
@@ -84,4 +98,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=flags_parser(PROGRAM))
