@@ -339,6 +339,7 @@ def test_the_jump_test_runs_or_says_why_not(curve):
 
 @props(80)
 @given(xy=points(), n_boot=st.sampled_from([1, 2, 50]), pairs=st.sampled_from([None, True, False]))
+@example(xy=([1.0435e11, 1.0318e11, 7.6192e10, 7.5329e10], [1e-4, 1e-4, 1e-4, 1.0]), n_boot=1, pairs=None)  # C = inf
 def test_power_law_fits_give_an_exponent_with_a_ci_or_a_reason(xy, n_boot, pairs):
     fit = fit_power_law(*xy, n_boot=n_boot, pairs=pairs)
     if fit.ok:
