@@ -326,6 +326,9 @@ def jump_test(
     """Test "the curve jumps" against "it is a smooth curve no steeper than `bound`" (see the module docstring)."""
     xs, k, n = curve.pooled()
     base = dict(bound=bound, dispersion=dispersion, n_points=len(xs), x=xs, level=level)
+    problem = curve.check()  # unusable counts (n_eval 0, NaN, x <= 0) cannot be drawn from
+    if problem:
+        return JumpTest(False, problem, **base)
     if len(xs) < MIN_POINTS:
         return JumpTest(False, f"{len(xs)} distinct {curve.x_name} values, fewer than the {MIN_POINTS} needed", **base)
     if n_draws == 0:

@@ -228,6 +228,9 @@ def fit_power_law(
     x0 = float(np.exp(np.log(x).mean()))
     lx, ly = np.log(x / x0), np.log(y)  # centred: intercept and slope decouple
     beta, msgs = _huber_line(lx, ly, delta)
+    log_c = float(beta[0] - beta[1] * np.log(x0))
+    if not abs(log_c) < np.log(np.finfo(float).max):  # a steep law far from x = 1: C itself is no float64
+        return PowerLawFit(False, f"C = exp({log_c:.4g}) of {y_name} = C {x_name}^{beta[1]:.3g} overflows", **base)
 
     rng = np.random.default_rng(seed)
     n = len(x)
