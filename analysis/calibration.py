@@ -1,11 +1,13 @@
 """Calibration of the analysis on simulated data whose truth is known: interval coverage, the jump test's
-false-positive rate per smooth null family, and its power against steps.
+false-positive rate per smooth null family, and its power against steps; the threshold frequency's exponent of the
+power-law groups; the tokens-to-target criterion between growth laws.
 
 Simulated evaluations are clustered as mixlab's are: each run evaluates `people` people on `items` items each, a
 person's items share a person-level accuracy drawn from a beta distribution whose intra-class correlation gives
 the design effect deff = 1 + (items - 1) rho, and each seed shifts the transition by exp(tau z) in x.
 
-    python -m analysis.calibration [--replicates=200] [--draws=99]   # prints the tables recorded in BUILD_NOTES.md
+    python -m analysis.calibration [--replicates=200] [--draws=99] [--parts=thresholds,frequency,growth]
+    # prints the tables recorded in BUILD_NOTES.md
 """
 
 from __future__ import annotations
@@ -328,21 +330,23 @@ def growth_calibration(form: str, replicates: int, seed: int = 5, **design) -> d
             "fitted": fitted / replicates}  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replicates", type=int, default=200)
-    parser.add_argument("--draws", type=int, default=99)
-    args = parser.parse_args(argv)
+def _print(title: str, rows: list[dict]) -> None:
+    print(title)
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}") + "\n")
+
+
+def _threshold_parts(replicates: int, draws: int) -> None:
+    """The jump test, the x* and w intervals and the r* / width power laws."""
     designs = {
         "6 ratios, deff 2": Design(),
         "10 ratios, deff 2": Design(x=tuple(np.round(np.geomspace(0.1, 0.6, 10), 4))),
         "6 ratios, deff 1": Design(deff=1.0),
     }
-    t0 = time.perf_counter()
-    table = jump_table(args.replicates, args.draws, designs)
-    print("jump test: share of replicates rejected at 5% (null: false positives; step: power)")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"({args.replicates} replicates x {args.draws} null draws each, {time.perf_counter() - t0:.0f} s)\n")
+    table = jump_table(replicates, draws, designs)
+    _print(
+        "jump test: share of replicates rejected at 5% (null: false positives; step: power)",
+        table.to_dict("records"),
+    )
     eight = tuple(np.round(np.geomspace(0.1, 0.6, 8), 4))
     rows = []
     for name, design in {
@@ -351,15 +355,57 @@ def main(argv: list[str] | None = None) -> None:
         "8 ratios, deff 2, 2 seeds, tau 0.05": Design(x=eight, seeds=2, tau=0.05),
         "8 ratios, deff 2, 3 seeds, tau 0.05": Design(x=eight, seeds=3, tau=0.05),
     }.items():
-        rows.append({"design": name, **interval_coverage(design, args.replicates)})
-    print("coverage of the 95% intervals of x* and w (sigmoid x* = 0.3, w = 0.15; n_boot 400)")
-    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        rows.append({"design": name, **interval_coverage(design, replicates)})
+    _print("coverage of the 95% intervals of x* and w (sigmoid x* = 0.3, w = 0.15; n_boot 400)", rows)
     rows = [
-        {"width": "constant 0.15", **scaling_coverage(lambda m: 0.15, args.replicates)},
-        {"width": "0.2 (M/1e6)^-0.3", **scaling_coverage(lambda m: 0.2 * (m / 1e6) ** -0.3, args.replicates)},
+        {"width": "constant 0.15", **scaling_coverage(lambda m: 0.15, replicates)},
+        {"width": "0.2 (M/1e6)^-0.3", **scaling_coverage(lambda m: 0.2 * (m / 1e6) ** -0.3, replicates)},
     ]
-    print("\n5 sizes, r* = 0.3 (M/1e6)^-0.5, 10 ratios 0.05-0.8, deff 2: coverage of the exponent and width slope")
-    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    _print("5 sizes, r* = 0.3 (M/1e6)^-0.5, 10 ratios 0.05-0.8, deff 2: coverage of the exponent and width slope", rows)
+
+
+def _frequency_part(replicates: int) -> None:
+    rows = [
+        {"truth": "f* = 300 (M/1e6)^-1.3", **frequency_calibration(-1.3, replicates)},
+        {"truth": "f* = 300 (M/1e6)^-1.3, acc_se_group given", **frequency_calibration(-1.3, replicates, with_se=True)},
+        {"truth": "f* = 300 (null: no M dependence)", **frequency_calibration(0.0, replicates)},
+    ]
+    _print("threshold frequency: 4 sizes x 2 seeds x 100 groups (beta 1.5, 100 people x 25 items, deff 10), "
+           "web alpha 0.3: share of replicates", rows)  # fmt: skip
+
+
+def _growth_part(replicates: int) -> None:
+    designs = {"6 ratios x 2 seeds": {}, "4 ratios (0.15-0.5) x 1 seed": dict(ratios=(0.15, 0.2, 0.3, 0.5), seeds=1)}
+    rows = [
+        {"design": name, "truth": f"{form}, b = {b:g}", **growth_calibration(form, replicates, **kw)}
+        for name, kw in designs.items()
+        for form, b in GROWTH_TRUTH.items()
+    ]
+    _print("tokens to target: 11 evaluations a factor 2 apart, sigma 0.2: share of replicates", rows)
+
+
+PARTS = {  # name -> run(args)
+    "thresholds": lambda args: _threshold_parts(args.replicates, args.draws),
+    "frequency": lambda args: _frequency_part(args.replicates),
+    "growth": lambda args: _growth_part(args.replicates),
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replicates", type=int, default=200)
+    parser.add_argument("--draws", type=int, default=99)
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
+    args = parser.parse_args(argv)
+    parts = [p for p in args.parts.split(",") if p]
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        parser.error(f"--parts: unknown {unknown}; allowed: {list(PARTS)}")
+    t0 = time.perf_counter()
+    for part in parts:
+        t1 = time.perf_counter()
+        PARTS[part](args)
+        print(f"({part}: {args.replicates} replicates, {time.perf_counter() - t1:.0f} s)\n")
     print(f"(total {time.perf_counter() - t0:.0f} s)")
 
 

@@ -250,6 +250,12 @@ def fit_frequency(
                           n_boot=n_boot, level=level, seed=seed, jump_draws=0)  # fmt: skip
     power = threshold_power_law(tset, n_boot=n_boot, seed=seed)
     theory = slope_vs_theory(power, web=web, alpha=alpha, seed=seed)
+    length = final.groupby("size")["tokens"].median()
+    if unit == "exposures" and length.max() > 1.1 * length.min():
+        notes.append(
+            f"the sizes' runs differ in length ({length.min():.3g} to {length.max():.3g} tokens): f* in exposures "
+            "carries the run length; unit='per_token' divides it out"
+        )
     if (final["se_kind"] == "person bound").any():
         notes.append("no acc_se_group_<k>: the groups' items are resampled as whole people (a conservative bound)")
     return FrequencyScaling(power.ok, power.reason, unit, r, kind, points, tset, power, theory, notes)

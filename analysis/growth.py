@@ -6,11 +6,11 @@ whose monotone accuracy is below it and the first at or above it (tokens_lo, tok
 interpolated linearly in log tokens, as analysis.thresholds.crossing does. A run that never reaches the target is
 right-censored at its last evaluation (T > t_last); one at the target already at its first is left-censored
 (T <= t_first). Why interpolate rather than treat bracketed runs as interval-censored: on simulated runs
-(analysis.calibration.growth_calibration's design, evaluations a factor of 2 apart) the interpolated log T erred
-by 0.03 (sd) against a run-to-run scatter of 0.2, while with intervals the likelihood's sigma collapsed (median
-0.02-0.05 for a true 0.2: lines through every bracket make each probability ~1), the form criterion picked the true
-form less often (83% and 67% against about 90%), and the slope's interval covered 92% for the power law. The
-bracket stays in the table beside T.
+(analysis.calibration.growth_runs: evaluations a factor of 2 apart, a run-to-run scatter of 0.2 in log T) the
+interpolated log T erred by 0.03 (sd). With intervals instead (60 replicates per form) the likelihood's sigma
+collapsed (median 0.02-0.05 for the true 0.2: lines through every bracket make each probability ~1), dAIC picked
+the true form in 83% (exponential) and 67% (power law) of replicates against 92% and 93% with interpolation (200),
+and the slope's interval covered 92% for the power law against 95%. The bracket stays in the table beside T.
 
 Per model size (`fit_growth`): log T = a + b g(r) + sigma z, z ~ N(0, 1), with g(r) = 1/r ("exponential" in 1/r)
 or g(r) = log(1/r) ("power law" in 1/r), by maximum likelihood (Tobit): an interpolated run adds the normal
