@@ -31,10 +31,7 @@ from analysis.thresholds import KNOWLEDGE_LEVEL, ThresholdSet, fit_thresholds
 
 GROUP_KEY = "data.power_law_groups"
 GROUP_FIELDS = ("n_correct", "n_eval", "n_people", "exposures")  # required per group; acc and acc_se optional
-UNITS = {
-    "exposures": "mean exposures per person of the group",
-    "per_token": "exposures per person per training token",
-}
+UNITS = {"exposures": "exposures per person", "per_token": "exposures per person per training token"}
 FIXED_LEVEL = 0.4  # accuracy level of f* where not every size has knowledge-only runs
 SHARED_SPREAD = 0.05  # runs whose group frequencies agree within this (median ratio) share them
 
@@ -176,7 +173,9 @@ def slope_vs_theory(
 @dataclass
 class FrequencyScaling:
     """f* per size, its power law in M and the comparison with -(alpha+1). ok is False (with the reason) when there
-    is no power law of f*; `thresholds` is kept whenever sizes were fitted."""
+    is no power law of f*; `thresholds` is kept whenever sizes were fitted. `points`: the final group points the
+    sigmoids were fitted on (one ratio; seeds' frequencies shared where they agree), or all group points where the
+    fit stopped before choosing them."""
 
     ok: bool
     reason: str
@@ -258,4 +257,4 @@ def fit_frequency(
         )
     if (final["se_kind"] == "person bound").any():
         notes.append("no acc_se_group_<k>: the groups' items are resampled as whole people (a conservative bound)")
-    return FrequencyScaling(power.ok, power.reason, unit, r, kind, points, tset, power, theory, notes)
+    return FrequencyScaling(power.ok, power.reason, unit, r, kind, final, tset, power, theory, notes)

@@ -447,7 +447,8 @@ def threshold_frequency_vs_size(fs: FrequencyScaling) -> Figure:
     _log_axis(ax, "y", _round_ticks(np.concatenate([np.asarray(y, float) for y in ys])))
     ax.set_xlabel("model size M (parameters)")
     ax.set_ylabel(f"threshold frequency f* ({UNITS[fs.unit]})")
-    ax.set_title(f"Threshold frequency vs model size (r = {fs.ratio:g}; f* at {fs.level_kind})", fontsize="medium")
+    title = f"Threshold frequency vs model size (r = {fs.ratio:g}); f*: where a group reaches {fs.level_kind}"
+    ax.set_title(textwrap.fill(title, 70), fontsize="medium")
     ax.legend(fontsize="small")
     return fig
 

@@ -132,10 +132,9 @@ def frequency_figures(fs: FrequencyScaling) -> dict[str, tuple[str, object]]:
     final evaluations that the sigmoids were fitted on) and f* vs M."""
     figs = {}
     if fs.thresholds is not None:
-        pts = fs.points[fs.points["final"].astype(bool) & (fs.points["ratio"] == fs.ratio)]
         figs["accuracy_vs_frequency"] = (
             "Accuracy of each power-law group vs its frequency, per size, sigmoid fit and its bootstrap band",
-            plots.accuracy_curves(pts, "frequency", "size", fs.thresholds),
+            plots.accuracy_curves(fs.points, "frequency", "size", fs.thresholds),
         )
     figs["threshold_frequency"] = (
         "Threshold frequency f* vs M (log-log): points with CI, power law, the theory's slope -(alpha+1)",

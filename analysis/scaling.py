@@ -209,8 +209,9 @@ def fit_power_law(
 ) -> PowerLawFit:
     """Fit y = C x^k by Huber regression of log y on log x (scale `delta` in natural-log units).
 
-    The exponent's CI is the weighted least-squares interval (see `_slope_draws`) from 3 points on; C's,
-    and k's with 2 points, come from the bootstrap (n_boot replicates): with y_boot (B' x n draws of each y, e.g. a
+    The exponent's CI is the weighted least-squares interval (see `_slope_draws`) from 3 points on; the line's level
+    at the geometric-mean x0 (hence C with each drawn k), and k with 2 points, comes from the bootstrap (n_boot
+    replicates): with y_boot (B' x n draws of each y, e.g. a
     threshold's bootstrap) or y_ci (n x 2 CIs, read as log-normal), each replicate draws every point's y from its
     own distribution. With pairs=True the points themselves are also resampled with replacement. Default
     (pairs=None): pairs when no y uncertainty is given, or when the scatter about the line exceeds what the y
@@ -243,10 +244,13 @@ def fit_power_law(
     keep = np.isfinite(b_boot).all(axis=1)
     if keep.mean() < 0.98:
         msgs.append(f"{(~keep).sum()} of {n_boot} bootstrap replicates were degenerate and dropped")
-    boot = np.column_stack([np.exp(b_boot[keep, 0]) * x0 ** -b_boot[keep, 1], b_boot[keep, 1]])
-    if n >= 3:  # the slope's interval is the weighted least-squares one; C keeps the bootstrap's
-        boot[:, 1] = _slope_draws(lx, ly, sigma, float(beta[1]), len(boot), rng)
+    k_boot = b_boot[keep, 1]
+    if n >= 3:  # the slope's interval is the weighted least-squares one; the level at x0 keeps the bootstrap's
+        k_boot = _slope_draws(lx, ly, sigma, float(beta[1]), int(keep.sum()), rng)
         method += "; k: weighted least squares" + ("" if np.all(np.isfinite(sigma)) else f", t on {n - 2} df")
+    # each draw is a line through its own level at the centre x0 (intercept and slope of the centred fit): pairing a
+    # WLS slope with a C made for another slope would swing the line about x = 1 instead
+    boot = np.column_stack([np.exp(b_boot[keep, 0]) * x0**-k_boot, k_boot])
     ci = {
         "C": tuple(float(v) for v in percentile_ci(boot[:, 0], level)),
         "k": tuple(float(v) for v in percentile_ci(boot[:, 1], level)),

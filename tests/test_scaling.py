@@ -35,6 +35,17 @@ def test_power_law_exponent_recovered_within_ci():
     assert fit.ci["C"][0] <= C_TRUE <= fit.ci["C"][1]
 
 
+def test_power_law_band_pivots_at_the_data():
+    """Each bootstrap line keeps its own level at the points' centre: the band over the sampled x is as narrow as the
+    points are certain (pairing a slope draw with a C made for another slope swung the lines about x = 1, a band
+    of many decades)."""
+    y, y_boot = _thresholds(np.random.default_rng(0))
+    fit = fit_power_law(M, y, y_boot=y_boot)
+    lo, hi = fit.band(M)
+    truth = C_TRUE * M**K_TRUE
+    assert np.all((lo < truth) & (truth < hi)) and np.max(np.log(hi / lo)) < 0.6
+
+
 def test_power_law_ci_coverage_over_repeated_simulations():
     rng = np.random.default_rng(11)
     reps = 200
