@@ -231,7 +231,8 @@ def fit_frequency(
     points = group_points(df, unit=unit)
     base = dict(unit=unit)
     if points.empty:
-        return FrequencyScaling(False, "no power-law runs (per-group columns n_eval_group_<k>)", **base)
+        why = "without per-group columns n_eval_group_<k>" if power_law_rows(df).any() else "in the table"
+        return FrequencyScaling(False, f"no power-law runs with group counts ({GROUP_KEY} > 0) {why}", **base)
     final, r, problem = _pick_ratio(points[points["final"].astype(bool)], ratio)
     if problem or final.empty:
         return FrequencyScaling(False, problem or "no final evaluation of a power-law run", points=points, **base)

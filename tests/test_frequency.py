@@ -100,6 +100,8 @@ def test_knowledge_only_levels_are_used_only_when_every_size_has_one():
 def test_frequency_refuses_what_the_table_cannot_carry():
     assert not fit_frequency(_wide().iloc[1:]).ok  # no power-law rows
     assert "no power-law runs" in fit_frequency(_wide().iloc[1:]).reason
+    bare = _wide(**{"data.power_law_groups": 2}).filter(regex=r"^(?!.*_group_\d)")  # G declared, no group columns
+    assert power_law_rows(bare).tolist() == [True, False] and "without per-group columns" in fit_frequency(bare).reason
     one = _fit(sizes=(2e6,))
     assert not one.ok and ">= 2 values of size" in one.reason and one.thresholds is not None
     table = power_law_groups_table(FREQ_SIZES[:2], lambda m: 100.0, np.random.default_rng(0))
