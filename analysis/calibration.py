@@ -1,11 +1,13 @@
 """Calibration of the analysis on simulated data whose truth is known: interval coverage, the jump test's
-false-positive rate per smooth null family, and its power against steps.
+false-positive rate per smooth null family, and its power against steps; the threshold frequency's exponent of the
+power-law groups; the tokens-to-target criterion between growth laws.
 
 Simulated evaluations are clustered as mixlab's are: each run evaluates `people` people on `items` items each, a
 person's items share a person-level accuracy drawn from a beta distribution whose intra-class correlation gives
 the design effect deff = 1 + (items - 1) rho, and each seed shifts the transition by exp(tau z) in x.
 
-    python -m analysis.calibration [--replicates=200] [--draws=99]   # prints the tables recorded in BUILD_NOTES.md
+    python -m analysis.calibration [--replicates=200] [--draws=99] [--parts=thresholds,frequency,growth]
+    # prints the tables recorded in BUILD_NOTES.md
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ import pandas as pd
 from analysis.curves import Curve
 from analysis.dispersion import estimate
 from analysis.fitting import FitWarning
+from analysis.frequency import FIXED_LEVEL, GROUP_KEY, fit_frequency
+from analysis.growth import FORMS, fit_growth, tokens_to_target
 from analysis.jump import DEFAULT_BOUND, jump_batch
-from analysis.scaling import threshold_power_law
+from analysis.scaling import fit_web_loss, threshold_power_law
 from analysis.thresholds import fit_sigmoid, fit_thresholds, sigmoid_curve
 from analysis.verdicts import width_power_law
 
@@ -193,21 +197,156 @@ def scaling_coverage(width, replicates: int, design: Design = Design(x=WIDE_RATI
     return {"exponent": k_hits / replicates, "width_slope": w_hits / replicates, "sharpens": sharpens / replicates}
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replicates", type=int, default=200)
-    parser.add_argument("--draws", type=int, default=99)
-    args = parser.parse_args(argv)
+def power_law_groups_table(
+    sizes: tuple[float, ...],
+    f_star,
+    rng: np.random.Generator,
+    *,
+    design: Design = Design(people=100, items=25, deff=10.0),
+    groups: int = 100,
+    beta: float = 1.5,
+    top: float = 3000.0,
+    w: float = 0.15,
+    lo: float = 0.0,
+    hi: float = 0.95,
+    seeds: int = 2,
+    tau: float = 0.05,
+    with_se: bool = False,
+) -> pd.DataFrame:
+    """Final rows of power-law runs (one per size x seed) in the per-group columns of analysis/FORMAT.md.
+
+    Group k's frequency is top (k+1)^-beta exposures per person (times 1% noise per run); its accuracy is a sigmoid in
+    log frequency that reaches FIXED_LEVEL at f_star(M) (shifted by exp(tau z) per seed); its `people` people
+    answer `items` items each with the design effect `deff` (clustered_counts). with_se adds acc_se_group_<k>.
+    """
+    q = (FIXED_LEVEL - lo) / (hi - lo)
+    freq = top * np.arange(1, groups + 1, dtype=float) ** -beta
+    n = float(design.people * design.items)
+    rows = []
+    for m in sizes:
+        for s in range(seeds):
+            f_run = freq * np.exp(0.01 * rng.standard_normal(groups))
+            x_star = f_star(m) * np.exp(tau * rng.standard_normal()) * np.exp(-w * np.log(q / (1 - q)))
+            k, se = clustered_counts(sigmoid_curve(f_run, x_star, w, lo, hi)[None], design, rng)
+            row = {"run_id": f"pl-{m:g}-s{s}", "size": f"{m:g}", "params_non_embedding": m, "ratio": 0.1, "seed": s,
+                   "step": 1, "final": True, "tokens": 1e9, GROUP_KEY: groups}  # fmt: skip
+            for g in range(groups):
+                row.update({f"n_correct_group_{g}": k[0, g], f"n_eval_group_{g}": n, f"acc_group_{g}": k[0, g] / n,
+                            f"n_people_group_{g}": design.people, f"exposures_group_{g}": f_run[g]})  # fmt: skip
+                if with_se:
+                    row[f"acc_se_group_{g}"] = se[0, g]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def web_only_table(sizes: tuple[float, ...], alpha: float, rng: np.random.Generator, seeds: int = 2) -> pd.DataFrame:
+    """Final web-only rows: web_loss = 2 + 1.5 (M / 1e6)^-alpha with 0.3% noise (analysis.simulate's Truth)."""
+    m = np.repeat(np.asarray(sizes, float), seeds)
+    loss = (2.0 + 1.5 * (m / 1e6) ** -alpha) * (1 + 0.003 * rng.standard_normal(len(m)))
+    return pd.DataFrame({"params_non_embedding": m, "web_loss": loss})
+
+
+FREQ_SIZES = (1e6, 2e6, 4e6, 8e6)
+
+
+def frequency_calibration(slope: float, replicates: int, *, with_se: bool = False, alpha: float = 0.3,
+                          seed: int = 4) -> dict:  # fmt: skip
+    """Over replicates of 4 sizes with f* = 300 (M / 1e6)^slope (power_law_groups_table) and web-only runs with
+    exponent alpha: the share whose f* exponent CI covers `slope`, that call f* falling (CI below 0), whose
+    difference from -(alpha+1) covers its truth (slope + alpha + 1) and excludes 0, and that fit all 4 sizes."""
+    rng = np.random.default_rng(seed)
+    hits = {"exponent": 0, "falls": 0, "diff": 0, "diff_excludes_0": 0, "all_sizes": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        for r in range(replicates):
+            table = power_law_groups_table(FREQ_SIZES, lambda m: 300.0 * (m / 1e6) ** slope, rng, with_se=with_se)
+            web_rows = web_only_table(FREQ_SIZES, alpha, rng)
+            web = fit_web_loss(web_rows["params_non_embedding"], web_rows["web_loss"], n_boot=400, seed=r)
+            fs = fit_frequency(table, web=web, n_boot=400, seed=r)
+            k_lo, k_hi = fs.power.ci["k"] if fs.ok else (np.nan, np.nan)
+            d_lo, d_hi = fs.theory.diff_ci if fs.theory.ok else (np.nan, np.nan)
+            hits["exponent"] += k_lo <= slope <= k_hi
+            hits["falls"] += k_hi < 0
+            hits["diff"] += d_lo <= slope + alpha + 1 <= d_hi
+            hits["diff_excludes_0"] += not d_lo <= 0 <= d_hi
+            hits["all_sizes"] += fs.ok and fs.power.n_points == len(FREQ_SIZES)
+    return {name: v / replicates for name, v in hits.items()}
+
+
+GROWTH_GRID = tuple(np.geomspace(1e7, 1e10, 11))  # evaluations a factor 2 apart
+GROWTH_RATIOS = (0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
+GROWTH_TRUTH = {"exponential": 0.84, "power law": 3.25}  # both: T(0.5) = 1e8 tokens, T(0.15) = 5e9
+
+
+def growth_runs(
+    form: str,
+    b: float,
+    rng: np.random.Generator,
+    *,
+    ratios: tuple[float, ...] = GROWTH_RATIOS,
+    seeds: int = 2,
+    sigma: float = 0.2,
+    grid: tuple[float, ...] = GROWTH_GRID,
+    target: float = 0.4,
+    w: float = 0.3,
+    design: Design = Design(people=100, items=25, deff=2.0),
+) -> pd.DataFrame:
+    """Evaluation rows of one size's runs along training: log T = log 1e8 + b (g(r) - g(0.5)) + sigma z (g of
+    analysis.growth.FORMS), accuracy a sigmoid in log tokens (width w, floor 0.01, ceiling 0.9) crossing `target`
+    at T, counts clustered by person. Runs whose T lies beyond the grid are right-censored by construction."""
+    grid_t = np.asarray(grid, float)
+    lo, hi = 0.01, 0.9
+    q = (target - lo) / (hi - lo)
+    n = float(design.people * design.items)
+    rows = []
+    for ratio in ratios:
+        for s in range(seeds):
+            log_t = np.log(1e8) + b * (FORMS[form](ratio) - FORMS[form](0.5)) + sigma * rng.standard_normal()
+            p = sigmoid_curve(grid_t, np.exp(log_t - w * np.log(q / (1 - q))), w, lo, hi)
+            k, _ = clustered_counts(p[None], design, rng)
+            for j, t in enumerate(grid_t):
+                rows.append({"run_id": f"r{ratio:g}-s{s}", "size": "1M", "params_non_embedding": 1e6, "ratio": ratio,
+                             "seed": s, "step": j, "final": j == len(grid_t) - 1, "tokens": t,
+                             "n_correct": k[0, j], "n_eval": n, "acc": k[0, j] / n})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def growth_calibration(form: str, replicates: int, seed: int = 5, **design) -> dict:
+    """Over replicates of `growth_runs` from `form`: the share in which dAIC picks each answer, in which the true
+    form's slope CI covers its truth, and of fits that succeed."""
+    rng = np.random.default_rng(seed)
+    picks = {"exponential": 0, "power law": 0, "inconclusive": 0}
+    covered = fitted = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        for _ in range(replicates):
+            fit = fit_growth(tokens_to_target(growth_runs(form, GROWTH_TRUTH[form], rng, **design), 0.4))
+            if fit.ok:
+                fitted += 1
+                picks[fit.preferred] += 1
+                lo, hi = fit.laws[form].b_ci
+                covered += lo <= GROWTH_TRUTH[form] <= hi
+    return {**{f"picks {k}": v / max(fitted, 1) for k, v in picks.items()}, "b covered": covered / max(fitted, 1),
+            "fitted": fitted / replicates}  # fmt: skip
+
+
+def _print(title: str, rows: list[dict]) -> None:
+    print(title)
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}") + "\n")
+
+
+def _threshold_parts(replicates: int, draws: int) -> None:
+    """The jump test, the x* and w intervals and the r* / width power laws."""
     designs = {
         "6 ratios, deff 2": Design(),
         "10 ratios, deff 2": Design(x=tuple(np.round(np.geomspace(0.1, 0.6, 10), 4))),
         "6 ratios, deff 1": Design(deff=1.0),
     }
-    t0 = time.perf_counter()
-    table = jump_table(args.replicates, args.draws, designs)
-    print("jump test: share of replicates rejected at 5% (null: false positives; step: power)")
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"({args.replicates} replicates x {args.draws} null draws each, {time.perf_counter() - t0:.0f} s)\n")
+    table = jump_table(replicates, draws, designs)
+    _print(
+        "jump test: share of replicates rejected at 5% (null: false positives; step: power)",
+        table.to_dict("records"),
+    )
     eight = tuple(np.round(np.geomspace(0.1, 0.6, 8), 4))
     rows = []
     for name, design in {
@@ -216,15 +355,57 @@ def main(argv: list[str] | None = None) -> None:
         "8 ratios, deff 2, 2 seeds, tau 0.05": Design(x=eight, seeds=2, tau=0.05),
         "8 ratios, deff 2, 3 seeds, tau 0.05": Design(x=eight, seeds=3, tau=0.05),
     }.items():
-        rows.append({"design": name, **interval_coverage(design, args.replicates)})
-    print("coverage of the 95% intervals of x* and w (sigmoid x* = 0.3, w = 0.15; n_boot 400)")
-    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        rows.append({"design": name, **interval_coverage(design, replicates)})
+    _print("coverage of the 95% intervals of x* and w (sigmoid x* = 0.3, w = 0.15; n_boot 400)", rows)
     rows = [
-        {"width": "constant 0.15", **scaling_coverage(lambda m: 0.15, args.replicates)},
-        {"width": "0.2 (M/1e6)^-0.3", **scaling_coverage(lambda m: 0.2 * (m / 1e6) ** -0.3, args.replicates)},
+        {"width": "constant 0.15", **scaling_coverage(lambda m: 0.15, replicates)},
+        {"width": "0.2 (M/1e6)^-0.3", **scaling_coverage(lambda m: 0.2 * (m / 1e6) ** -0.3, replicates)},
     ]
-    print("\n5 sizes, r* = 0.3 (M/1e6)^-0.5, 10 ratios 0.05-0.8, deff 2: coverage of the exponent and width slope")
-    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    _print("5 sizes, r* = 0.3 (M/1e6)^-0.5, 10 ratios 0.05-0.8, deff 2: coverage of the exponent and width slope", rows)
+
+
+def _frequency_part(replicates: int) -> None:
+    rows = [
+        {"truth": "f* = 300 (M/1e6)^-1.3", **frequency_calibration(-1.3, replicates)},
+        {"truth": "f* = 300 (M/1e6)^-1.3, acc_se_group given", **frequency_calibration(-1.3, replicates, with_se=True)},
+        {"truth": "f* = 300 (null: no M dependence)", **frequency_calibration(0.0, replicates)},
+    ]
+    _print("threshold frequency: 4 sizes x 2 seeds x 100 groups (beta 1.5, 100 people x 25 items, deff 10), "
+           "web alpha 0.3: share of replicates", rows)  # fmt: skip
+
+
+def _growth_part(replicates: int) -> None:
+    designs = {"6 ratios x 2 seeds": {}, "4 ratios (0.15-0.5) x 1 seed": dict(ratios=(0.15, 0.2, 0.3, 0.5), seeds=1)}
+    rows = [
+        {"design": name, "truth": f"{form}, b = {b:g}", **growth_calibration(form, replicates, **kw)}
+        for name, kw in designs.items()
+        for form, b in GROWTH_TRUTH.items()
+    ]
+    _print("tokens to target: 11 evaluations a factor 2 apart, sigma 0.2: share of replicates", rows)
+
+
+PARTS = {  # name -> run(args)
+    "thresholds": lambda args: _threshold_parts(args.replicates, args.draws),
+    "frequency": lambda args: _frequency_part(args.replicates),
+    "growth": lambda args: _growth_part(args.replicates),
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replicates", type=int, default=200)
+    parser.add_argument("--draws", type=int, default=99)
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
+    args = parser.parse_args(argv)
+    parts = [p for p in args.parts.split(",") if p]
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        parser.error(f"--parts: unknown {unknown}; allowed: {list(PARTS)}")
+    t0 = time.perf_counter()
+    for part in parts:
+        t1 = time.perf_counter()
+        PARTS[part](args)
+        print(f"({part}: {args.replicates} replicates, {time.perf_counter() - t1:.0f} s)\n")
     print(f"(total {time.perf_counter() - t0:.0f} s)")
 
 

@@ -175,11 +175,12 @@ def isotonic(p_BxX: np.ndarray, w_BxX: np.ndarray) -> np.ndarray:
     return out
 
 
-def monotonicity_problem(curve: Curve, *, max_drop: float = 0.05, alpha: float = 1e-3) -> str:
+def monotonicity_problem(curve: Curve, *, phi: float = 1.0, max_drop: float = 0.05, alpha: float = 1e-3) -> str:
     """Reason string if pooled accuracy falls significantly with x, else "".
 
     A fall counts when accuracy at a larger x is lower by more than `max_drop` (absolute) and a two-proportion z-test
-    rejects equality at level `alpha` after a Bonferroni correction over all pairs of x values.
+    rejects equality at level `alpha` after a Bonferroni correction over all pairs of x values; the z-test's variance
+    is phi times the binomial one (phi: the curve's dispersion, analysis.dispersion).
     """
     from scipy.stats import norm
 
@@ -188,7 +189,7 @@ def monotonicity_problem(curve: Curve, *, max_drop: float = 0.05, alpha: float =
     i, j = np.triu_indices(len(xs), 1)
     drop = p[i] - p[j]
     pbar = (k[i] + k[j]) / (n[i] + n[j])
-    se = np.sqrt(np.maximum(pbar * (1 - pbar), 1e-12) * (1 / n[i] + 1 / n[j]))
+    se = np.sqrt(max(phi, 1.0) * np.maximum(pbar * (1 - pbar), 1e-12) * (1 / n[i] + 1 / n[j]))
     z_crit = norm.isf(alpha / max(len(i), 1))
     bad = (drop > max_drop) & (drop / se > z_crit)
     if not bad.any():

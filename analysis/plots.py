@@ -20,6 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from analysis.curves import Curve
+from analysis.frequency import UNITS, FrequencyScaling
+from analysis.growth import FEATURE, FORMS, GrowthFit
 from analysis.io import ATTRIBUTES, PARAM_COLUMNS, param_column
 from analysis.jump import JumpTest
 from analysis.scaling import PowerLawFit, WebLossFit
@@ -413,4 +415,85 @@ def plot_width_vs_size(
     ax.set_ylabel(ylabel)
     ax.set_title(f"{ylabel[:1].upper()}{ylabel[1:]} vs model size ({len(w)} sizes)")
     ax.legend(fontsize="small")
+    return fig
+
+
+def threshold_frequency_vs_size(fs: FrequencyScaling) -> Figure:
+    """Log-log threshold frequency f* of each size with its CI, the fitted power law with its band, and the theory's
+    slope -(alpha+1) drawn through the fitted law at the sizes' geometric mean, with the band of alpha's CI."""
+    t = fs.table
+    t = t[t["ok"] & np.isfinite(t["f_star"])] if len(t) else t
+    fig = Figure(figsize=(7, 5), layout="constrained")
+    ax = fig.subplots()
+    if t.empty:
+        return _empty(fig, ax, f"no threshold frequency could be fitted: {fs.reason}")
+    level = fs.power.level if fs.power is not None else 0.95
+    yerr = np.vstack([t["f_star"] - t["f_star_lo"], t["f_star_hi"] - t["f_star"]])
+    ax.errorbar(t["M"], t["f_star"], yerr=yerr, fmt="o", color="k", capsize=3, label=f"f* ({level:.0%} CI)")
+    grid = np.geomspace(t["M"].min() / 1.2, t["M"].max() * 1.2, 100)
+    ys = [t["f_star_lo"], t["f_star_hi"]]
+    if fs.power is not None and fs.power.ok:
+        _fit_with_band(ax, fs.power, grid, "C0", label=_power_label(fs.power))
+        th = fs.theory
+        if th is not None and th.ok:
+            m0 = float(np.exp(np.log(t["M"]).mean()))
+            pivot = fs.power.predict(m0)
+            lines = [pivot * (grid / m0) ** e for e in (th.predicted, *th.predicted_ci)]
+            label = f"theory slope -(alpha+1) = {th.predicted:.2f} [{th.predicted_ci[0]:.2f}, {th.predicted_ci[1]:.2f}]"
+            ax.plot(grid, lines[0], "--", color="C3", label=label)
+            ax.fill_between(grid, np.minimum(lines[1], lines[2]), np.maximum(lines[1], lines[2]), color="C3",
+                            alpha=0.12, lw=0)  # fmt: skip
+    _log_axis(ax, "x", t["M"].to_numpy(float), [str(s) for s in t["size"]])
+    _log_axis(ax, "y", _round_ticks(np.concatenate([np.asarray(y, float) for y in ys])))
+    ax.set_xlabel("model size M (parameters)")
+    ax.set_ylabel(f"threshold frequency f* ({UNITS[fs.unit]})")
+    title = f"Threshold frequency vs model size (r = {fs.ratio:g}); f*: where a group reaches {fs.level_kind}"
+    ax.set_title(textwrap.fill(title, 70), fontsize="medium")
+    ax.legend(fontsize="small")
+    return fig
+
+
+CENSOR_MARKERS = {"right": ("^", "never reached (at the last evaluation)"), "left": ("v", "reached at the first")}
+
+
+def tokens_to_target_vs_ratio(tokens: pd.DataFrame, growth: dict[str, GrowthFit]) -> Figure:
+    """Tokens to reach the target (log y; rows of analysis.growth.tokens_to_target) against 1/r (linear x: an
+    exponential in 1/r is a straight line), one panel per size: interpolated T with its bracket between
+    evaluations, censored runs as arrows at their bound, and both censored-likelihood growth laws with dAIC."""
+    d = tokens[tokens["ok"]] if len(tokens) else tokens
+    sizes = list(dict.fromkeys(d["size"])) if len(d) else []
+    fig, axes = _panels(len(sizes))
+    if not sizes:
+        return _empty(fig, axes[0], "no run with tokens to target")
+    for ax, size in zip(axes, sizes, strict=False):
+        g = d[d["size"] == size]
+        x = 1.0 / g["ratio"]
+        hit = g["censoring"] == "interval"
+        yerr = np.vstack([g["tokens_to_target"] - g["tokens_lo"], g["tokens_hi"] - g["tokens_to_target"]])[:, hit]
+        ax.errorbar(x[hit], g.loc[hit, "tokens_to_target"], yerr=yerr, fmt="o", color="k", ms=4, capsize=2,
+                    label="T, bar: the evaluations around it")  # fmt: skip
+        for kind, (marker, label) in CENSOR_MARKERS.items():
+            c = g["censoring"] == kind
+            if c.any():
+                bound = g.loc[c, "tokens_lo" if kind == "right" else "tokens_hi"]
+                ax.plot(x[c], bound, marker, color="C7", ms=7, ls="none", label=label)
+        fit = growth.get(size)
+        if fit is not None and fit.ok:
+            grid = np.linspace(x.min(), x.max(), 100)
+            for (form, law), colour in zip(fit.laws.items(), ("C3", "C0"), strict=True):
+                label = f"{form}: b = {law.b:.2f} [{law.b_ci[0]:.2f}, {law.b_ci[1]:.2f}] on {FEATURE[form]}"
+                ax.plot(grid, np.exp(law.a + law.b * FORMS[form](1.0 / grid)), color=colour, lw=1.5, label=label)
+            ax.set_title(f"size {size}: {fit.preferred} (dAIC {fit.delta_aic:+.1f})", fontsize="medium")
+        else:
+            ax.set_title(f"size {size}: no fit", fontsize="medium")
+        ax.set_yscale("log")
+        seen = np.concatenate([g["tokens_lo"], g["tokens_hi"]])
+        seen = seen[np.isfinite(seen) & (seen > 0)]
+        ax.set_ylim(seen.min() / 3, seen.max() * 30)  # the laws' extrapolation beyond the runs is clipped
+        ax.set_xlabel("1 / r")
+        ax.legend(fontsize="x-small")
+    for ax in axes[len(sizes) :]:
+        ax.set_axis_off()
+    axes[0].set_ylabel(f"tokens to reach accuracy {float(tokens['target'].iloc[0]):g}")
+    fig.suptitle("Tokens to target vs 1/r (censored fits; dAIC = AIC_exp - AIC_power, |dAIC| < 2 inconclusive)")
     return fig

@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import plots
+from analysis.frequency import UNITS, FrequencyScaling, power_law_rows
+from analysis.growth import CENSORED_AS, FEATURE
 from analysis.io import final_rows, ingest_external, load_results
 from analysis.thresholds import ThresholdSet, format_ci
 from analysis.verdicts import Analysis, analyze, main_budget, verdicts
@@ -70,9 +72,9 @@ def _figures(a: Analysis) -> dict[str, tuple[str, object]]:
     """{file stem: (caption, figure)} for every figure the analysis supports, in report order.
 
     Every figure draws the rows its fit was made on: the grid figures the main-budget mixture runs, never the
-    per-group (`frequency`) rows.
+    power-law runs (analysis.frequency.power_law_rows), which get their own.
     """
-    df = a.df[a.df["frequency"].isna()] if "frequency" in a.df.columns else a.df
+    df = a.df[~power_law_rows(a.df)]
     figs: dict[str, tuple[str, object]] = {}
     fin = final_rows(df)
     mix = main_budget(fin[(fin["ratio"] > 0) & (fin["ratio"] < 1)])  # the runs the thresholds were fitted on
@@ -115,6 +117,29 @@ def _figures(a: Analysis) -> dict[str, tuple[str, object]]:
         )
     if a.web is not None and a.web.ok:
         figs["web_loss"] = ("Web loss vs M (r = 0 runs) with fit", plots.web_loss(fin[fin["ratio"] == 0], a.web))
+    if a.tokens is not None:
+        figs["tokens_to_target"] = (
+            "Tokens to reach the target vs 1/r per size: censored runs as arrows, both growth laws",
+            plots.tokens_to_target_vs_ratio(a.tokens, a.growth),
+        )
+    if a.frequency is not None:
+        figs.update(frequency_figures(a.frequency))
+    return figs
+
+
+def frequency_figures(fs: FrequencyScaling) -> dict[str, tuple[str, object]]:
+    """{file stem: (caption, figure)} of the power-law groups: accuracy vs frequency per size (the groups of the
+    final evaluations that the sigmoids were fitted on) and f* vs M."""
+    figs = {}
+    if fs.thresholds is not None:
+        figs["accuracy_vs_frequency"] = (
+            "Accuracy of each power-law group vs its frequency, per size, sigmoid fit and its bootstrap band",
+            plots.accuracy_curves(fs.points, "frequency", "size", fs.thresholds),
+        )
+    figs["threshold_frequency"] = (
+        "Threshold frequency f* vs M (log-log): points with CI, power law, the theory's slope -(alpha+1)",
+        plots.threshold_frequency_vs_size(fs),
+    )
     return figs
 
 
@@ -132,6 +157,8 @@ def _write_tables(a: Analysis, out: Path) -> None:
         (a.m_thresholds.table if a.m_thresholds is not None else None, "thresholds_size"),
         (a.theory_cmp, "theory_comparison"),
         (a.theory_m_cmp, "theory_comparison_size"),
+        (a.tokens, "tokens_to_target"),
+        (a.frequency.table if a.frequency is not None else None, "threshold_frequency"),
     ):
         if table is not None:
             table.to_csv(out / f"{name}.csv", index=False)
@@ -178,7 +205,7 @@ def _thresholds_and_power_laws_md(a: Analysis, targets) -> list[str]:
     for label, pl in (
         ("r* vs M", a.r_power),
         ("M* vs r", a.m_power),
-        ("f* vs M", a.f_power),
+        ("f* vs M", a.frequency.power if a.frequency is not None else None),
         ("width w vs M", a.width_power),
     ):
         if pl is None:
@@ -238,8 +265,100 @@ def _comparisons_md(a: Analysis, targets) -> list[str]:
     if a.exposure_pairs is not None and not a.exposure_pairs.empty:
         lines += ["## Equal-exposure comparisons", "", _table_md(a.exposure_pairs), ""]
     if a.tokens is not None:
-        lines += [f"## Tokens to reach accuracy {targets[0]:g}", "", _table_md(a.tokens.drop(columns=["reason"])), ""]
+        lines += growth_section(a.tokens, a.growth)
+    if a.frequency is not None:
+        lines += frequency_section(a.frequency)
     return lines
+
+
+def _with_ci(v: float, lo: float, hi: float, fmt: str = ".3g") -> str:
+    return f"{v:{fmt}} {format_ci(lo, hi, fmt)}" if pd.notna(v) else "—"
+
+
+def growth_section(tokens: pd.DataFrame, growth: dict) -> list[str]:
+    """Markdown of tokens to target vs 1/r: one row per size (both laws' slopes, dAIC, the verdict's form, the
+    censoring), then one per run (T, its bracket, its censoring)."""
+    target = float(tokens["target"].iloc[0])
+    lines = [
+        f"## Tokens to reach accuracy {target:g}",
+        "",
+        "Per run, T is where the monotone (isotonic) fit of accuracy along training crosses the target, "
+        "interpolated in log tokens between the two evaluations around it (the bracket); a run that never gets "
+        "there is right-censored at its last evaluation. Per size, log T = a + b g(r) + σ z with g = 1/r "
+        "(exponential) or log(1/r) (power law), by a Tobit likelihood (censored runs as survival terms); b's CI is "
+        "its profile likelihood; dAIC = AIC_exp − AIC_power, |dAIC| < 2 inconclusive (analysis/growth.py).",
+        "",
+    ]
+    rows = []
+    for size, fit in growth.items():
+        row = {"size": size, "runs": fit.n_runs, "ratios": fit.n_ratios}
+        for form, law in fit.laws.items():
+            row[f"{form}: b on {FEATURE[form]} [CI]"] = _with_ci(law.b, *law.b_ci)
+            row[f"{form} σ"] = f"{law.sigma:.2g}"
+        if fit.ok:
+            row.update({"dAIC": f"{fit.delta_aic:+.2f}", "preferred": fit.preferred})
+            row.update({CENSORED_AS[k]: v for k, v in fit.censored.items()})
+        rows.append({**row, "note": fit.reason})
+    columns = list(dict.fromkeys(c for r in sorted(rows, key=len, reverse=True) for c in r))
+    lines += [_table_md(pd.DataFrame(rows, columns=columns).astype(object).fillna("—")), ""]
+    runs = pd.DataFrame(
+        {
+            "run": tokens["run_id"],
+            "size": tokens["size"],
+            "r": tokens["ratio"],
+            "seed": tokens["seed"],
+            "T": tokens["tokens_to_target"].map(lambda v: f"{v:.3g}" if pd.notna(v) else "—"),
+            "bracket": [
+                f"({lo:.3g}, {hi:.3g}]" for lo, hi in zip(tokens["tokens_lo"], tokens["tokens_hi"], strict=True)
+            ],
+            "censoring": tokens["censoring"],
+            "note": tokens["reason"],
+        }
+    )
+    return [*lines, _table_md(runs), ""]
+
+
+def frequency_section(fs: FrequencyScaling) -> list[str]:
+    """Markdown of the threshold frequency vs size: f* per size with its CI, its power law in M and the comparison
+    with the theory's -(alpha+1)."""
+    lines = ["## Threshold frequency f* vs model size (power-law groups)", ""]
+    if fs.thresholds is None:
+        return [*lines, f"Not fitted: {fs.reason}.", ""]
+    lines += [
+        f"f* is the frequency ({UNITS[fs.unit]}) at which a size's sigmoid in log frequency, fitted to its groups' "
+        f"final accuracies (r = {fs.ratio:g}), reaches {fs.level_kind}.",
+        "",
+    ]
+    t = fs.table
+    rows = [
+        {
+            "size": r["size"],
+            "M": r["M"],
+            "groups": r["groups"],
+            "seeds": r["seeds"],
+            "f* [CI]": _with_ci(r["f_star"], r["f_star_lo"], r["f_star_hi"]) if r["ok"] else "—",
+            "level": f"{r['level']:.3g}",
+            "fit p": f"{r['gof_p']:.2g}",
+            "resampling": r["unit"],
+            "note": r["reason"],
+        }
+        for _, r in t.iterrows()
+    ]
+    lines += [_table_md(pd.DataFrame(rows)), ""]
+    pl, th = fs.power, fs.theory
+    if pl.ok:
+        lines.append(f"- f* ∝ M^k: k = {_with_ci(pl.k, *pl.ci['k'])} over {pl.n_points} sizes (bootstrap {pl.method})")
+    else:
+        lines.append(f"- f* vs M: not fitted ({pl.reason})")
+    if th.ok:
+        lines.append(
+            f"- theory: -(alpha+1) = {_with_ci(th.predicted, *th.predicted_ci)} ({th.alpha_source}); k minus it: "
+            f"{_with_ci(th.diff, *th.diff_ci)}"
+        )
+    else:
+        lines.append(f"- theory: not compared ({th.reason})")
+    lines += [f"- {n}" for n in fs.notes]
+    return [*lines, ""]
 
 
 def _figures_and_warnings_md(a: Analysis, figs: dict[str, tuple[str, object]]) -> list[str]:

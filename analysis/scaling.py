@@ -4,7 +4,6 @@
   replicates are fitted jointly by iteratively reweighted least squares (the same Huber objective). Uncertainty in
   y (e.g. thresholds) is propagated by drawing each point's y from its own bootstrap distribution in every replicate.
 - threshold_power_law: applies it to the thresholds of a ThresholdSet (r* vs M, M* vs r, f* vs M).
-- tokens_to_target / compare_growth: tokens needed to reach a target accuracy vs 1/r; exponential vs power law.
 - fit_web_loss: L(M) = E + A (M / scale)^-alpha, Huber loss on log L, multi-start L-BFGS-B, bootstrap over seeds
   (rows within each size) or, with fewer than min_seeds rows per size, over log-space residuals.
 """
@@ -15,14 +14,12 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 from scipy.optimize import minimize
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
-from analysis.curves import Curve
 from analysis.fitting import batched_minimize, huber, percentile_ci, single_thread_blas, surface_warnings
-from analysis.thresholds import ThresholdSet, crossing
+from analysis.thresholds import ThresholdSet
 
 MIN_FIT_P = 0.01  # goodness-of-fit p-value below which a threshold does not enter a power law
 
@@ -212,8 +209,9 @@ def fit_power_law(
 ) -> PowerLawFit:
     """Fit y = C x^k by Huber regression of log y on log x (scale `delta` in natural-log units).
 
-    The exponent's CI is the weighted least-squares interval (see `_slope_draws`) from 3 points on; C's,
-    and k's with 2 points, come from the bootstrap (n_boot replicates): with y_boot (B' x n draws of each y, e.g. a
+    The exponent's CI is the weighted least-squares interval (see `_slope_draws`) from 3 points on; the line's level
+    at the geometric-mean x0 (hence C with each drawn k), and k with 2 points, comes from the bootstrap (n_boot
+    replicates): with y_boot (B' x n draws of each y, e.g. a
     threshold's bootstrap) or y_ci (n x 2 CIs, read as log-normal), each replicate draws every point's y from its
     own distribution. With pairs=True the points themselves are also resampled with replacement. Default
     (pairs=None): pairs when no y uncertainty is given, or when the scatter about the line exceeds what the y
@@ -249,10 +247,13 @@ def fit_power_law(
     keep = np.isfinite(b_boot).all(axis=1)
     if keep.mean() < 0.98:
         msgs.append(f"{(~keep).sum()} of {n_boot} bootstrap replicates were degenerate and dropped")
-    boot = np.column_stack([np.exp(b_boot[keep, 0]) * x0 ** -b_boot[keep, 1], b_boot[keep, 1]])
-    if n >= 3:  # the slope's interval is the weighted least-squares one; C keeps the bootstrap's
-        boot[:, 1] = _slope_draws(lx, ly, sigma, float(beta[1]), len(boot), rng)
+    k_boot = b_boot[keep, 1]
+    if n >= 3:  # the slope's interval is the weighted least-squares one; the level at x0 keeps the bootstrap's
+        k_boot = _slope_draws(lx, ly, sigma, float(beta[1]), int(keep.sum()), rng)
         method += "; k: weighted least squares" + ("" if np.all(np.isfinite(sigma)) else f", t on {n - 2} df")
+    # each draw is a line through its own level at the centre x0 (intercept and slope of the centred fit): pairing a
+    # WLS slope with a C made for another slope would swing the line about x = 1 instead
+    boot = np.column_stack([np.exp(b_boot[keep, 0]) * x0**-k_boot, k_boot])
     ci = {
         "C": tuple(float(v) for v in percentile_ci(boot[:, 0], level)),
         "k": tuple(float(v) for v in percentile_ci(boot[:, 1], level)),
@@ -301,69 +302,6 @@ def threshold_power_law(tset: ThresholdSet, *, n_boot: int = 1000, seed: int = 0
         y_name=name_y,
         **kwargs,
     )
-
-
-def tokens_to_target(df: pd.DataFrame, target: float, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Per run: tokens at which accuracy first reaches `target` along training (crossing in log tokens), with CI.
-
-    Runs that never reach it are kept with censored=True and tokens_to_target=NaN (their max tokens is in
-    tokens_max); runs above target at their first evaluation have ok=False.
-    """
-    missing = [c for c in ("run_id", "tokens", "ratio", "size", "n_correct", "n_eval") if c not in df.columns]
-    if missing:
-        raise KeyError(f"tokens_to_target needs columns {missing}")
-    rows = []
-    for run, g in df.groupby("run_id", sort=False):
-        g = g[g["tokens"] > 0]
-        res = crossing(Curve.from_frame(g, "tokens"), target, n_boot=n_boot, over="items", seed=seed)
-        never = not res.ok and "never reaches" in res.reason
-        rows.append(
-            {
-                "run_id": run,
-                "size": g["size"].iloc[0],
-                "ratio": float(g["ratio"].iloc[0]),
-                "seed": g["seed"].iloc[0] if "seed" in g else 0,
-                "tokens_to_target": res.x_cross,
-                "lo": res.ci[0],
-                "hi": res.ci[1],
-                "tokens_max": float(g["tokens"].max()) if len(g) else np.nan,
-                "ok": res.ok,
-                "censored": never,
-                "reason": res.reason,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-@dataclass
-class GrowthComparison:
-    """log T = a + k log(1/r) (power law) vs log T = a + k / r (exponential), least squares in log T."""
-
-    ok: bool
-    reason: str
-    power_k: float = np.nan
-    exp_k: float = np.nan
-    aic_power: float = np.nan
-    aic_exp: float = np.nan
-    preferred: str = ""
-    n_points: int = 0
-
-
-def compare_growth(ratio, tokens) -> GrowthComparison:
-    """Compare the two growth laws for tokens-to-target T vs ratio r (same parameter count: AIC = n log(SSE/n))."""
-    r, t = np.asarray(ratio, float), np.asarray(tokens, float)
-    keep = np.isfinite(r) & np.isfinite(t) & (r > 0) & (t > 0)
-    r, t = r[keep], t[keep]
-    if len(np.unique(r)) < 3:
-        return GrowthComparison(False, f"need tokens-to-target at >= 3 distinct ratios, got {len(np.unique(r))}")
-    lt = np.log(t)
-    out = {}
-    for name, feat in (("power", np.log(1 / r)), ("exp", 1 / r)):
-        coef = np.polyfit(feat, lt, 1)
-        sse = max(float(np.sum((lt - np.polyval(coef, feat)) ** 2)), 1e-300)
-        out[name] = (coef[0], len(r) * np.log(sse / len(r)) + 4)
-    preferred = "exponential" if out["exp"][1] < out["power"][1] else "power law"
-    return GrowthComparison(True, "", out["power"][0], out["exp"][0], out["power"][1], out["exp"][1], preferred, len(r))
 
 
 @dataclass

@@ -146,8 +146,9 @@ def _failed(cls, x_name: str, reason: str, msgs: list[str] | None = None, **kw):
     return cls(ok=False, reason=reason, x_name=x_name, warnings=msgs, **kw)
 
 
-def _sigmoid_problem(curve: Curve) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
-    """Why the curve cannot take a sigmoid ("" if it can), and its pooled counts (xs_X, k_X, n_X)."""
+def _sigmoid_problem(curve: Curve, phi: float = 1.0) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+    """Why the curve (of dispersion phi) cannot take a sigmoid ("" if it can), and its pooled counts (xs_X, k_X,
+    n_X)."""
     name = curve.x_name
     problem = curve.check()
     xs, k, n = curve.pooled() if not problem else (np.empty(0),) * 3
@@ -158,7 +159,7 @@ def _sigmoid_problem(curve: Curve) -> tuple[str, np.ndarray, np.ndarray, np.ndar
     if not problem and np.all(k == n):
         problem = f"accuracy is 1 at every {name} ({xs.min():g} to {xs.max():g}): no transition in the sampled range"
     if not problem:
-        problem = monotonicity_problem(curve)
+        problem = monotonicity_problem(curve, phi=phi)
     return problem, xs, k, n
 
 
@@ -323,10 +324,10 @@ def fit_sigmoid(
     test at 5% (a rise seen only at the last point could be the foot of a later transition).
     """
     name = curve.x_name
-    problem, xs, k, n = _sigmoid_problem(curve)
+    disp = dispersion if dispersion is not None or curve.check() else estimate_dispersion(curve)
+    problem, xs, k, n = _sigmoid_problem(curve, disp.phi if disp is not None else 1.0)
     if problem:
         return _failed(SigmoidFit, name, problem)
-    disp = dispersion if dispersion is not None else estimate_dispersion(curve)
     k, n = k / disp.phi, n / disp.phi  # quasi-binomial: effective counts
     lx = np.log(xs)
     lower, upper = _search_box(lx)
@@ -400,7 +401,7 @@ class CrossingResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _crossing_BxX(lx_X: np.ndarray, f_BxX: np.ndarray, target: float) -> np.ndarray:
+def crossing_BxX(lx_X: np.ndarray, f_BxX: np.ndarray, target: float) -> np.ndarray:
     """Crossing of non-decreasing rows f with target: exp(log x) interpolated; -inf below range, +inf above."""
     above = f_BxX >= target
     first = np.argmax(above, axis=1)
@@ -437,8 +438,9 @@ def crossing(
     xs, k, n = curve.pooled() if not problem else (np.empty(0),) * 3
     if not problem and len(xs) < 2:
         problem = f"need at least 2 distinct {name} values to locate a crossing, got {len(xs)}"
+    disp = dispersion if dispersion is not None or problem else estimate_dispersion(curve)
     if not problem:
-        problem = monotonicity_problem(curve)
+        problem = monotonicity_problem(curve, phi=disp.phi)
     if not problem:
         iso = isotonic(k / n, n)[0]
         if iso[-1] < target:
@@ -448,10 +450,9 @@ def crossing(
     if problem:
         return _failed(CrossingResult, name, problem, target=target)
     lx = np.log(xs)
-    x_cross = float(_crossing_BxX(lx, iso[None], target)[0])
-    disp = dispersion if dispersion is not None else estimate_dispersion(curve)
+    x_cross = float(crossing_BxX(lx, iso[None], target)[0])
     kb, nb = resample(curve, n_boot, np.random.default_rng(seed), **resampling(disp, over, unit)[0])
-    boot = _crossing_BxX(lx, isotonic(kb / nb, nb), target)
+    boot = crossing_BxX(lx, isotonic(kb / nb, nb), target)
     lo, hi = percentile_ci(boot, level)
     msgs = []
     outside = float(np.mean(~np.isfinite(boot)))
@@ -478,13 +479,40 @@ def format_ci(lo, hi, fmt=".3g") -> str:
     return f"[{lo:{fmt}}, {hi:{fmt}}]"
 
 
+MIN_EXPECTED = 5.0  # effective expected successes and failures per cell of the goodness of fit
+
+
+def _merged_cells(expect_k: np.ndarray, expect_miss: np.ndarray) -> np.ndarray:
+    """Cell index of each x: adjacent x merged until a cell expects >= MIN_EXPECTED of both outcomes (a short
+    remainder joins the last cell)."""
+    cell = np.zeros(len(expect_k), int)
+    current, got_k, got_miss = 0, 0.0, 0.0
+    for i in range(len(expect_k)):
+        cell[i] = current
+        got_k, got_miss = got_k + expect_k[i], got_miss + expect_miss[i]
+        if got_k >= MIN_EXPECTED and got_miss >= MIN_EXPECTED:
+            current, got_k, got_miss = current + 1, 0.0, 0.0
+    if current and cell[-1] == current:  # the remainder fell short
+        cell[cell == current] = current - 1
+    return cell
+
+
 def goodness_of_fit(fit: SigmoidFit, curve: Curve) -> float:
-    """p-value of the sigmoid's Pearson X^2 / phi on X - 4 degrees of freedom (NaN without spare points)."""
+    """p-value of the sigmoid's Pearson X^2 / phi on C - 4 degrees of freedom (NaN without spare cells). The cells
+    are the pooled x, adjacent ones merged until each expects >= MIN_EXPECTED effective (count / phi) correct and
+    wrong answers: Pearson terms of a tail cell expecting 0.1 answers are not chi-square (one clustered person
+    answering gave terms of 100)."""
     xs, k, n = curve.pooled()
     if not fit.ok or len(xs) <= 4:
         return np.nan
+    phi = fit.dispersion.phi
     p = np.clip(fit.predict(xs), EPS, 1 - EPS)
-    return float(chi2.sf(np.sum((k - n * p) ** 2 / (n * p * (1 - p))) / fit.dispersion.phi, len(xs) - 4))
+    cell = _merged_cells(n * p / phi, n * (1 - p) / phi)
+    cells = cell[-1] + 1
+    if cells <= 4:
+        return np.nan
+    k_c, e_c, v_c = (np.bincount(cell, w, cells) for w in (k, n * p, n * p * (1 - p)))
+    return float(chi2.sf(np.sum((k_c - e_c) ** 2 / v_c) / phi, cells - 4))
 
 
 @dataclass
@@ -500,14 +528,19 @@ class ThresholdSet:
     curves: dict
 
 
-def _level(levels: dict | None, key, fit: SigmoidFit) -> tuple[float, str]:
+KNOWLEDGE_LEVEL = "half the knowledge-only accuracy of this size"
+
+
+def _level(levels: dict | None, key, fit: SigmoidFit, kind: str) -> tuple[float, str]:
     """The accuracy level whose crossing is the group's threshold, and what it is."""
     if levels and key in levels and np.isfinite(levels[key]):
-        return float(levels[key]), "half the knowledge-only accuracy of this size"
+        return float(levels[key]), kind
     return (fit.lo + fit.hi) / 2 if fit.ok else np.nan, "the midpoint of the fitted floor and ceiling"
 
 
-def _group_row(key, g, x, by, group_x, levels, targets, kw, jump_kw) -> tuple[dict, SigmoidFit, dict, JumpTest, Curve]:
+def _group_row(
+    key, g, x, by, group_x, levels, level_kind, targets, kw, jump_kw
+) -> tuple[dict, SigmoidFit, dict, JumpTest, Curve]:
     curve = Curve.from_frame(g, x)
     disp = estimate_dispersion(curve)
     fit = fit_sigmoid(curve, dispersion=disp, **kw)
@@ -517,7 +550,7 @@ def _group_row(key, g, x, by, group_x, levels, targets, kw, jump_kw) -> tuple[di
     row.update({p: getattr(fit, p) for p in PARAMS})
     for p in (*PARAMS, "span_factor"):
         row[f"{p}_lo"], row[f"{p}_hi"] = fit.ci.get(p, (np.nan, np.nan))
-    level, level_kind = _level(levels, key, fit)
+    level, level_kind = _level(levels, key, fit, level_kind)
     x_level, (x_level_lo, x_level_hi) = fit.x_at(level) if fit.ok else (np.nan, (np.nan, np.nan))
     row.update(level=level, level_kind=level_kind, x_level=x_level, x_level_lo=x_level_lo, x_level_hi=x_level_hi)
     on_rise = int(np.sum(np.abs(np.log(curve.xs) - np.log(fit.x_star)) <= LN9 * fit.w)) if fit.ok else 0
@@ -541,6 +574,7 @@ def fit_thresholds(
     group_x: str | None = None,
     targets: tuple[float, ...] = (0.4, 0.8),
     levels: dict | None = None,
+    level_kind: str = KNOWLEDGE_LEVEL,
     n_boot: int = 1000,
     over: str = "both",
     unit: str = "item",
@@ -553,8 +587,9 @@ def fit_thresholds(
 
     `group_x` is a numeric column describing the group (for by="size": the parameter count, used as M); the table
     gets its median per group as column "M" (or the group value itself when by is numeric and group_x is None).
-    `levels` maps a group to the accuracy whose crossing of the fitted sigmoid is its threshold x_level (e.g. half
-    the knowledge-only accuracy of that size); groups without one use the fitted midpoint. Pass final rows
+    `levels` maps a group to the accuracy whose crossing of the fitted sigmoid is its threshold x_level, and
+    `level_kind` says what those levels are (default: half the knowledge-only accuracy of that size); groups without
+    one use the fitted midpoint. Pass final rows
     (analysis.io.final_rows) unless you mean to fit along training.
     """
     missing = [c for c in (x, by, *([group_x] if group_x else [])) if c not in df.columns]
@@ -564,7 +599,7 @@ def fit_thresholds(
     kw = dict(n_boot=n_boot, over=over, unit=unit, level=level, seed=seed)
     for key, g in df.groupby(by, sort=False):
         row, fits[key], c, jumps[key], curves[key] = _group_row(
-            key, g, x, by, group_x, levels, targets, kw, dict(n_draws=jump_draws, bound=bound)
+            key, g, x, by, group_x, levels, level_kind, targets, kw, dict(n_draws=jump_draws, bound=bound)
         )
         rows.append(row)
         crosses.update(c)

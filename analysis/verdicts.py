@@ -1,7 +1,8 @@
 """Every analysis a results table allows, and a verdict per claim of the paper computed from it.
 
 `analyze` runs the fits (thresholds in r and in M, power laws, the knowledge-only control, web-loss scaling, the
-capacity, the theory's prediction, equal-exposure pairs, tokens to target, per-group frequencies); `verdicts`
+capacity, the theory's prediction, equal-exposure pairs, tokens to target, the power-law groups' threshold
+frequency); `verdicts`
 turns them into one plain-language verdict per claim. A claim the data cannot address gets "not testable: <what is
 missing>". analysis/report.py renders both as markdown.
 """
@@ -17,17 +18,17 @@ import pandas as pd
 
 from analysis.curves import Curve
 from analysis.fitting import FitWarning, percentile_ci
+from analysis.frequency import UNITS, FrequencyScaling, fit_frequency, power_law_rows
+from analysis.growth import growth_by_size, tokens_to_target
 from analysis.io import final_rows, param_column
 from analysis.jump import MIN_POINTS, JumpTest, jump_test
 from analysis.scaling import (
     MIN_FIT_P,
     PowerLawFit,
     WebLossFit,
-    compare_growth,
     fit_power_law,
     fit_web_loss,
     threshold_power_law,
-    tokens_to_target,
 )
 from analysis.theory import (
     PAPER_POOLS,
@@ -103,10 +104,9 @@ class Analysis:
     theory_cmp: pd.DataFrame | None = None
     theory_m_cmp: pd.DataFrame | None = None
     exposure_pairs: pd.DataFrame | None = None
-    tokens: pd.DataFrame | None = None
-    growth: dict = field(default_factory=dict)
-    f_thresholds: ThresholdSet | None = None
-    f_power: PowerLawFit | None = None
+    tokens: pd.DataFrame | None = None  # analysis.growth.tokens_to_target of every mixture run
+    growth: dict = field(default_factory=dict)  # size -> analysis.growth.GrowthFit
+    frequency: FrequencyScaling | None = None  # None without power-law runs
     missing: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -198,8 +198,8 @@ def analyze(
 
 
 def _analyze(df, n_boot, targets, level, seed, bits_per_param, person_bits) -> Analysis:
-    per_group = "frequency" in df.columns and df["frequency"].notna().any()
-    main = df[df["frequency"].isna()] if per_group else df
+    power_law = power_law_rows(df)
+    main = df[~power_law]
     a = Analysis(df=df, param_col=param_column(df), level=level)
     final = final_rows(main)
     mix = main_budget(final[(final["ratio"] > 0) & (final["ratio"] < 1)])
@@ -208,9 +208,10 @@ def _analyze(df, n_boot, targets, level, seed, bits_per_param, person_bits) -> A
     _fit_theory_inputs(a, final, mix, bits_per_param, person_bits, n_boot, seed)
     _predict_thresholds(a, n_boot, seed)
     a.exposure_pairs = exposure_pairs(final)
-    _fit_tokens_to_target(a, main, targets, n_boot, seed)
-    if per_group:
-        _fit_frequency_thresholds(a, final_rows(df[df["frequency"].notna()]), targets, n_boot, seed)
+    _fit_tokens_to_target(a, main, targets)
+    if power_law.any():
+        levels = knowledge_only_levels(final)
+        a.frequency = fit_frequency(df, levels=levels, web=a.web, n_boot=n_boot, level=a.level, seed=seed)
     return a
 
 
@@ -332,22 +333,13 @@ def _predict_thresholds(a: Analysis, n_boot: int, seed: int) -> None:
         a.theory_m_cmp = compare(a.m_thresholds, theory_m, seed=seed)
 
 
-def _fit_tokens_to_target(a: Analysis, main: pd.DataFrame, targets, n_boot: int, seed: int) -> None:
-    """Tokens each mixture run needs to reach the first target, and their growth law in 1/r per size."""
+def _fit_tokens_to_target(a: Analysis, main: pd.DataFrame, targets) -> None:
+    """Tokens each mixture run needs to reach the first target (censored where it does not), and both growth laws
+    in 1/r per size."""
     mix_all = main[(main["ratio"] > 0) & (main["ratio"] < 1)]
-    if mix_all.groupby("run_id")["step"].nunique().max() >= 2 and targets:
-        a.tokens = tokens_to_target(mix_all, targets[0], n_boot=n_boot, seed=seed)
-        for size, g in a.tokens[a.tokens["ok"]].groupby("size"):
-            a.growth[size] = compare_growth(g["ratio"], g["tokens_to_target"])
-
-
-def _fit_frequency_thresholds(a: Analysis, groups: pd.DataFrame, targets, n_boot: int, seed: int) -> None:
-    """Threshold frequency f* per size from per-group rows, and its power law in M."""
-    fr = _with_min_points(groups, "frequency", "size")
-    if not fr.empty:
-        kw = dict(n_boot=n_boot, level=a.level, seed=seed)
-        a.f_thresholds = fit_thresholds(fr, "frequency", "size", group_x=a.param_col, targets=targets, **kw)
-        a.f_power = threshold_power_law(a.f_thresholds, n_boot=n_boot, seed=seed)
+    if targets and len(mix_all) and mix_all.groupby("run_id")["step"].nunique().max() >= 2:
+        a.tokens = tokens_to_target(mix_all, targets[0])
+        a.growth = growth_by_size(a.tokens, level=a.level)
 
 
 def verdicts(a: Analysis) -> list[Verdict]:
@@ -564,39 +556,67 @@ def _verdict_theory(a: Analysis) -> Verdict:
 
 
 def _verdict_growth(a: Analysis) -> Verdict:
+    """Per size, the censored fits of log T against 1/r and log(1/r) (analysis/growth.py): supported where the
+    exponential is preferred (dAIC <= -2) and rises, at no size the power law; "not supported" the reverse."""
     claim = "Tokens to reach the target accuracy grow exponentially (or faster) in 1/r"
     if a.tokens is None:
         return Verdict(claim, "not testable", "not testable: runs need >= 2 evaluations along training")
-    usable = {s: g for s, g in a.growth.items() if g.ok}
-    censored = a.tokens[a.tokens["censored"]]
+    never = a.tokens[a.tokens["censoring"] == "right"]
     cens_txt = (
-        f"; {len(censored)} runs never reached it (lowest such r = {censored['ratio'].min():g})"
-        if len(censored)
+        f"; {len(never)} run(s) never reached it (right-censored at their last evaluation; lowest such r = "
+        f"{never['ratio'].min():g})"
+        if len(never)
         else ""
     )
+    usable = {s: g for s, g in a.growth.items() if g.ok}
     if not usable:
-        return Verdict(claim, "not testable", "not testable: no size reaches the target at >= 3 ratios" + cens_txt)
-    parts = [
-        f"size {s}: {g.preferred} preferred (AIC exp {g.aic_exp:.1f} vs power {g.aic_power:.1f}, {g.n_points} runs)"
-        for s, g in usable.items()
-    ]
-    n_exp = sum(g.aic_exp < g.aic_power - 2 for g in usable.values())
-    n_pow = sum(g.aic_power < g.aic_exp - 2 for g in usable.values())
-    status = "supported" if n_exp > n_pow else ("not supported" if n_pow > n_exp else "inconclusive")
-    return Verdict(claim, status, f"{status}: " + "; ".join(parts) + cens_txt)
+        why = "; ".join(f"size {s}: {g.reason}" for s, g in a.growth.items()) or "no mixture run was evaluated"
+        return Verdict(claim, "not testable", f"not testable: {why}{cens_txt}")
+    text = "; ".join(f"size {s}: {g.describe()}" for s, g in usable.items()) + cens_txt
+    basis = (
+        f"{len(usable)} size(s), {sum(g.n_runs for g in usable.values())} runs; Tobit likelihood in log tokens "
+        "(censored runs as survival terms), profile-likelihood CIs"
+    )
+    exp_rises = [s for s, g in usable.items() if g.preferred == "exponential" and g.laws["exponential"].b_ci[0] > 0]
+    power = [s for s, g in usable.items() if g.preferred == "power law"]
+    falls = [s for s, g in usable.items() if all(law.b_ci[1] < 0 for law in g.laws.values())]
+    if falls and len(falls) == len(usable):
+        return Verdict(claim, "contradicted", f"contradicted: tokens to target fall as r falls: {text}", basis)
+    if exp_rises and not power:
+        return Verdict(claim, "supported", f"supported: {text}", basis)
+    if power and not exp_rises:
+        head = "not supported (a power law in 1/r, slower than exponential, fits better)"
+        return Verdict(claim, "not supported", f"{head}: {text}", basis)
+    return Verdict(claim, "inconclusive", f"inconclusive: {text}", basis)
 
 
 def _verdict_frequency(a: Analysis) -> Verdict:
-    claim = "The threshold frequency f* falls with M (as M^-(alpha+1))"
-    if a.f_power is None:
-        return Verdict(
-            claim,
-            "not testable",
-            "not testable: no per-group rows (column `frequency`) from the "
-            "power-law SynBio variant at >= 3 frequencies per size",
+    """f* ∝ M^k: the falls rule of `_verdict_falls`; with >= 4 sizes, also k against -(alpha+1)."""
+    claim = "The threshold frequency f* falls with M as M^-(alpha+1)"
+    fs = a.frequency
+    if fs is None:
+        why = "no power-law runs (per-group columns n_eval_group_<k>, data.power_law_groups > 0)"
+        return Verdict(claim, "not testable", f"not testable: {why}")
+    if fs.power is None:
+        return Verdict(claim, "not testable", f"not testable: {fs.reason}")
+    feeds = f"; f* at {fs.level_kind}, frequency in {UNITS[fs.unit]}, r = {fs.ratio:g}"
+    v = _verdict_falls(fs.power, claim, None, feeds)
+    if fs.thresholds is not None:
+        v.basis = "; ".join(filter(None, [v.basis, _basis(fs.thresholds), *fs.notes]))
+    th = fs.theory
+    if not th.ok:
+        theory = f"-(alpha+1) not available ({th.reason})"
+    else:
+        theory = (
+            f"exponent minus the theory's -(alpha+1) = {th.predicted:.2f} {format_ci(*th.predicted_ci, '.2f')}: "
+            f"{th.diff:+.2f} {format_ci(*th.diff_ci, '.2f')} ({th.alpha_source})"
         )
-    v = _verdict_falls(a.f_power, claim, None)
-    if a.web is not None and a.web.ok and a.f_power.ok:
-        lo, hi = a.web.ci["alpha"]
-        v.text += f"; theory: -(alpha+1) = {-(a.web.alpha + 1):.2f} {format_ci(-(hi + 1), -(lo + 1), '.2f')}"
-    return v
+    if v.status != "supported":
+        return Verdict(claim, v.status, f"{v.text}; {theory}", v.basis)
+    if not th.ok:
+        return Verdict(claim, "inconclusive", f"inconclusive: it falls, but {theory}; {v.text}", v.basis)
+    if th.diff_ci[0] <= 0 <= th.diff_ci[1]:
+        return Verdict(claim, "supported", f"{v.text}; {theory}, the CI includes 0", v.basis)
+    how = "more steeply" if th.diff_ci[1] < 0 else "less steeply"
+    text = f"not supported: f* falls, {how} than M^-(alpha+1): {theory}; {v.text}"
+    return Verdict(claim, "not supported", text, v.basis)

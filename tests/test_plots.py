@@ -11,8 +11,11 @@ import pytest
 from matplotlib.figure import Figure
 
 from analysis import plots
+from analysis.calibration import FREQ_SIZES, GROWTH_TRUTH, growth_runs, power_law_groups_table
 from analysis.curves import Curve
 from analysis.fitting import FitWarning
+from analysis.frequency import fit_frequency
+from analysis.growth import growth_by_size, tokens_to_target
 from analysis.io import final_rows, load_results
 from analysis.jump import jump_test
 from analysis.scaling import fit_power_law, fit_web_loss, threshold_power_law
@@ -196,3 +199,33 @@ def test_plot_width_vs_size_with_power_law():
     assert _tick_labels(ax.xaxis) == list(widths["size"]) and len(ax.get_yticks()) >= 3
     assert any("power law, k = " in t.get_text() for t in ax.get_legend().get_texts())
     _renders(plots.plot_width_vs_size(widths.iloc[:0]))
+
+
+def test_threshold_frequency_vs_size_draws_points_law_and_theory():
+    table = power_law_groups_table(FREQ_SIZES, lambda m: 300.0 * (m / 1e6) ** -1.3, np.random.default_rng(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        fs = fit_frequency(table, alpha=0.3, n_boot=200)
+    fig = plots.threshold_frequency_vs_size(fs)
+    _renders(fig)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log" and _tick_labels(ax.xaxis) == list(fs.table["size"])
+    legend = " ".join(t.get_text() for t in ax.get_legend().get_texts())
+    assert "power law, k = " in legend and "theory slope -(alpha+1) = -1.30" in legend
+    theory = next(ln for ln in ax.lines if ln.get_linestyle() == "--")
+    slope = np.polyfit(np.log(theory.get_xdata()), np.log(theory.get_ydata()), 1)[0]
+    assert slope == pytest.approx(-1.3)
+    _renders(plots.threshold_frequency_vs_size(fit_frequency(table.iloc[:0])))
+
+
+def test_tokens_to_target_vs_ratio_draws_runs_censoring_and_both_laws():
+    tokens = tokens_to_target(growth_runs("exponential", GROWTH_TRUTH["exponential"], np.random.default_rng(3)), 0.4)
+    fig = plots.tokens_to_target_vs_ratio(tokens, growth_by_size(tokens))
+    _renders(fig)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and ax.get_xlabel() == "1 / r" and "exponential (dAIC" in ax.get_title()
+    legend = " ".join(t.get_text() for t in ax.get_legend().get_texts())
+    assert "never reached" in legend and "exponential: b = " in legend and "power law: b = " in legend
+    arrows = next(ln for ln in ax.lines if ln.get_marker() == "^")
+    assert len(arrows.get_xdata()) == (tokens["censoring"] == "right").sum()
+    _renders(plots.tokens_to_target_vs_ratio(tokens.iloc[:0], {}))

@@ -8,9 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.calibration import FREQ_SIZES, GROWTH_TRUTH, growth_runs, power_law_groups_table
 from analysis.fitting import FitWarning
+from analysis.frequency import fit_frequency
+from analysis.growth import growth_by_size, tokens_to_target
 from analysis.io import ingest_external, load_results
-from analysis.report import main
+from analysis.report import frequency_section, growth_section, main, write_report
 from analysis.verdicts import STATUSES, analyze, main_budget, verdicts
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results_small.csv"
@@ -50,6 +53,7 @@ def test_report_on_fixture_writes_figures_tables_and_verdicts(report_dir):
         "web_loss",
         "knowledge_control",
         "width_vs_size",
+        "tokens_to_target",
     ):
         assert (report_dir / f"{png}.png").stat().st_size > 1000
         assert f"]({png}.png)" in text
@@ -69,7 +73,9 @@ def test_report_on_fixture_writes_figures_tables_and_verdicts(report_dir):
     assert "*supported*" in next(ln for ln in verdict_lines if CLAIMS["sharper"] in ln)
     assert "*supported*" in next(ln for ln in verdict_lines if CLAIMS["control"] in ln)
     assert "*supported*" in next(ln for ln in verdict_lines if CLAIMS["theory"] in ln)
-    assert "not testable: no per-group rows" in next(ln for ln in verdict_lines if CLAIMS["frequency"] in ln)
+    assert "not testable: no power-law runs" in next(ln for ln in verdict_lines if CLAIMS["frequency"] in ln)
+    tokens = pd.read_csv(report_dir / "tokens_to_target.csv")
+    assert {"tokens_to_target", "tokens_lo", "tokens_hi", "censoring"} <= set(tokens) and "## Tokens to reach" in text
     assert "exponent observed" in text and "predicted over the same sizes" in text
 
 
@@ -129,38 +135,55 @@ def test_report_on_an_external_table(tmp_path):
     assert ingest_external(path, n_eval=2500)["size"].tolist()[0] == "70M"
 
 
-def test_threshold_frequency_from_per_group_rows():
-    """Power-law SynBio variant: per-group rows with a `frequency` column give f*(M) and its power law."""
+def _with_power_law_runs(df: pd.DataFrame, slope: float) -> pd.DataFrame:
+    """The table plus final rows of power-law runs (analysis.calibration.power_law_groups_table) at the fixture's
+    sizes 2M-8M, their other columns copied from a mixture run."""
+    params = df.groupby("size")["params_non_embedding"].first()
+    sizes = ("2M", "3M", "5M", "8M")
+    groups = power_law_groups_table(tuple(params[s] for s in sizes), lambda m: 300.0 * (m / 2e6) ** slope,
+                                    np.random.default_rng(0))  # fmt: skip
+    groups["size"] = groups["params_non_embedding"].map({params[s]: s for s in sizes})
+    template = df[df["final"] & (df["sweep"] == "mix")].iloc[0].drop(groups.columns, errors="ignore")
+    rows = groups.assign(**{**template.to_dict(), "sweep": "power_law"})
+    return pd.concat([df, rows], ignore_index=True)
+
+
+def test_threshold_frequency_from_power_law_runs(tmp_path):
+    """Power-law runs carry per-group columns (n_eval_group_<k>, ...): f*(M) falls as M^-(alpha+1) with the
+    fixture's alpha = 0.3; the report shows it, and their rows stay out of every other analysis."""
     df = load_results(FIXTURE)
-    template = df[df["final"] & (df["sweep"] == "mix")].iloc[0]
-    rng = np.random.default_rng(0)
-    rows = []
-    for size, m in (("2M", 2e6), ("3M", 3e6), ("5M", 5e6), ("8M", 8e6)):
-        f_star = 1e-4 * (m / 2e6) ** -1.3
-        for g, f in enumerate(np.geomspace(1e-5, 1e-3, 8)):
-            n = 500
-            k = rng.binomial(n, 0.9 / (1 + (f_star / f) ** 8))
-            rows.append(
-                {
-                    **template,
-                    "size": size,
-                    "params_non_embedding": m,
-                    "run_id": f"pl-{size}",
-                    "step": g,
-                    "frequency": f,
-                    "n_eval": n,
-                    "n_correct": k,
-                    "acc": k / n,
-                }
-            )
-    both = pd.concat([df.assign(frequency=np.nan), pd.DataFrame(rows)], ignore_index=True)
+    both = _with_power_law_runs(df, -1.3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)
         a = analyze(both, n_boot=200, targets=())
-    v = _status(verdicts(a), "frequency")
-    assert v.status == "supported" and a.f_power.ci["k"][0] < -1.3 < a.f_power.ci["k"][1], v.text
-    without = verdicts(analyze(df, n_boot=200, targets=()))
-    assert _status(verdicts(a), "transition").text == _status(without, "transition").text  # per-group rows stay out
+        v = _status(verdicts(a), "frequency")
+        assert v.status == "supported" and a.frequency.power.ci["k"][0] < -1.3 < a.frequency.power.ci["k"][1], v.text
+        assert "half the knowledge-only accuracy" in v.text and "from the web-loss fit" in v.text
+        path = write_report(a, tmp_path, targets=())
+        without = verdicts(analyze(df, n_boot=200, targets=()))
+    assert _status(verdicts(a), "transition").text == _status(without, "transition").text  # power-law rows stay out
+    text = path.read_text()
+    assert "## Threshold frequency f* vs model size" in text and "f* ∝ M^k: k = " in text
+    for png in ("accuracy_vs_frequency", "threshold_frequency"):
+        assert (tmp_path / f"{png}.png").stat().st_size > 1000 and f"]({png}.png)" in text
+    table = pd.read_csv(tmp_path / "threshold_frequency.csv")
+    assert table["ok"].all() and {"f_star", "f_star_lo", "f_star_hi", "groups", "seeds"} <= set(table)
+
+
+def test_frequency_and_growth_sections_render_from_simulated_fits():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        fs = fit_frequency(power_law_groups_table(FREQ_SIZES, lambda m: 100.0, np.random.default_rng(2)), alpha=0.3,
+                           n_boot=200)  # fmt: skip
+    text = "\n".join(frequency_section(fs))
+    assert text.startswith("## Threshold frequency") and "- theory: -(alpha+1) = -1.3 [-1.3, -1.3]" in text
+    assert len(re.findall(r"^\| \de\+06 \| ", text, flags=re.M)) == 4  # one row per size
+    refused = frequency_section(fit_frequency(pd.DataFrame({"run_id": ["a"]})))
+    assert "Not fitted: no power-law runs" in refused[2]
+    tokens = tokens_to_target(growth_runs("exponential", GROWTH_TRUTH["exponential"], np.random.default_rng(3)), 0.4)
+    text = "\n".join(growth_section(tokens, growth_by_size(tokens)))
+    assert "## Tokens to reach accuracy 0.4" in text and "| 1M | 12 | 6 |" in text and "| exponential |" in text
+    assert text.count("| right |") == (tokens["censoring"] == "right").sum() > 0
 
 
 def test_a_longer_equal_exposure_run_does_not_pool_with_the_grid():

@@ -146,6 +146,25 @@ def test_x_at_a_level_and_goodness_of_fit():
     assert goodness_of_fit(fit_sigmoid(bumpy, n_boot=50), bumpy) < 1e-3
 
 
+def test_goodness_of_fit_merges_tail_cells_and_monotonicity_carries_the_dispersion():
+    """Clustered items (one person answering all 25 of their items where the curve expects 0.1 correct answers)
+    are no misfit once the tail cells are merged; a fall within the clustering is no fall."""
+    x = np.geomspace(1, 1000, 40)
+    p = sigmoid_curve(x, 30.0, 0.4, 0.0, 0.95)
+    n = np.full(len(x), 2500.0)
+    k = np.round(n * p)
+    k[2] = 25.0  # expected 0.0002
+    se = np.sqrt(np.clip(k / n * (1 - k / n), 1e-4, None) * 10 / n)  # a design effect of 10
+    curve = Curve.from_arrays(x, k, n, se=se)
+    fit = fit_sigmoid(curve, n_boot=50)
+    assert fit.ok and fit.dispersion.phi == pytest.approx(10, rel=0.05)
+    assert goodness_of_fit(fit, curve) > 0.5
+    dip = k.copy()
+    dip[30] -= 150  # 6 points below its neighbours: 4.4 binomial SE, 1.4 at phi = 10
+    assert fit_sigmoid(Curve.from_arrays(x, dip, n, se=se), n_boot=50).ok
+    assert "non-monotone" in fit_sigmoid(Curve.from_arrays(x, dip, n), n_boot=50).reason
+
+
 @pytest.mark.parametrize(
     ("x", "k", "n", "needle"),
     [
