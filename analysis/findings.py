@@ -1,7 +1,8 @@
 """Report sections for the paper's other findings (experiments/configs/findings.py): subsampling, compact knowledge
-mixing, other knowledge sets, continual pre-training. Each `*_section(df)` takes a sweep's results table
-(analysis.io.load_results) and returns (markdown lines, {file name: figure}); numbers are means ± sd over seeds,
-with the number of seeds stated, and every treatment's web-loss cost is shown beside its gain.
+mixing, threshold frequency, other knowledge sets, continual pre-training, tokens-to-target. Each `*_section(df)`
+takes a sweep's results table (analysis.io.load_results) and returns (markdown lines, {file name: figure}); numbers
+are means ± sd over seeds, with the number of seeds stated, and every treatment's web-loss cost is shown beside its
+gain.
 
 Rules (analysis/FORMAT.md, "Findings"): a person counts as learned with at least half of their items correct
 (mixlab.evaluate.LEARNED_SHARE); people learned in the population = people learned among the evaluated / evaluated
@@ -18,9 +19,13 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
+from analysis import plots, report
 from analysis.curves import Curve
-from analysis.io import final_rows
+from analysis.frequency import fit_frequency
+from analysis.growth import growth_by_size, tokens_to_target
+from analysis.io import final_rows, param_column
 from analysis.jump import jump_test
+from analysis.scaling import fit_web_loss
 
 Section = tuple[list[str], dict[str, Figure]]
 NO_RISE = 0.05  # a knowledge set whose best accuracy stays below this has not started to learn
@@ -197,3 +202,31 @@ def continual_section(df: pd.DataFrame, guard: float) -> Section:
         "",
     ]
     return lines + ["![continual](continual.png)", ""], {"continual.png": fig}
+
+
+def frequency_section(df: pd.DataFrame, ratio: float) -> Section:
+    """Power-law groups at `ratio` over sizes: f* per size, its power law in M, and its slope against the theory's
+    -(alpha + 1), alpha from the web-loss fit of the sweep's web-only (r = 0) runs (analysis/frequency.py)."""
+    final = final_rows(df)
+    web_only = final[final["ratio"] == 0]
+    pcol = param_column(final)
+    web = fit_web_loss(web_only[pcol], web_only["web_loss"]) if web_only[pcol].nunique() >= 4 else None
+    fs = fit_frequency(df, web=web, ratio=ratio)
+    lines = report.frequency_section(fs)
+    if web is not None:
+        ci = f" [{web.ci['alpha'][0]:.3g}, {web.ci['alpha'][1]:.3g}]" if web.ok else ""
+        alpha = f"alpha = {web.alpha:.3g}{ci}"
+        lines += [f"Web-loss fit over the {len(web_only)} web-only runs: {alpha} ({web.reason or 'ok'}).", ""]
+    figures = {f"{stem}.png": fig for stem, (_, fig) in report.frequency_figures(fs).items()}
+    return lines + [f"![{stem}]({stem})" for stem in figures] + [""], figures
+
+
+def tokens_section(df: pd.DataFrame, target: float) -> Section:
+    """Tokens-to-target over r (runs evaluated at log-spaced steps, stopping at `target`): per-run T with its
+    censoring, and exponential against power-law growth in 1/r (analysis/growth.py)."""
+    tokens = tokens_to_target(df, target)
+    growth = growth_by_size(tokens)
+    figure = plots.tokens_to_target_vs_ratio(tokens, growth)
+    return report.growth_section(tokens, growth) + ["![tokens to target](tokens_to_target.png)", ""], {
+        "tokens_to_target.png": figure
+    }

@@ -38,6 +38,8 @@ def _section_fns() -> dict[str, SectionFn]:
         "ckm": sections.ckm_section,
         "tasks": sections.tasks_section,
         "continual": lambda df: sections.continual_section(df, presets.CONTINUAL["train.guard_web_loss_rise"]),
+        "frequency": lambda df: sections.frequency_section(df, presets.FREQUENCY_RATIO),
+        "tokens": lambda df: sections.tokens_section(df, presets.TOKENS["train.stop_at_acc"]),
     }
 
 

@@ -213,7 +213,8 @@ def memorization(
       population_size: people in the full population when eval_set holds a subset; bits_stored_total
         extrapolates bits_per_person to it (default: the evaluated people are the population).
       subsets: name -> person ids (e.g. "kept" for the people a subsampled run trains on, "group_<k>" for power-law
-        groups); each adds acc_<name>, n_correct_<name>, n_eval_<name>, n_people_<name> and people_learned_<name>
+        groups); each adds acc_<name>, acc_se_<name>, n_correct_<name>, n_eval_<name>, n_people_<name> and
+        people_learned_<name>
         over the evaluated people among them.
 
     Returns a dict of python numbers: acc, acc_se (people as clusters), n_eval, n_correct, n_people,
@@ -263,6 +264,7 @@ def memorization(
         member = np.isin(people, ids)  # over the evaluated people
         k, m = correct_pp[member].sum(), items_pp[member].sum()
         out[f"acc_{name}"] = float(k / m) if m else float("nan")
+        out[f"acc_se_{name}"] = clustered_se(correct_pp[member], items_pp[member])
         out[f"n_correct_{name}"], out[f"n_eval_{name}"] = int(k), int(m)
         out[f"n_people_{name}"], out[f"people_learned_{name}"] = int(member.sum()), int(learned[member].sum())
     out["value_loss"] = float(loss_nats.sum() / np.sum(eval_set.value_len))

@@ -34,7 +34,8 @@ TAUS = [0.0, 0.1, 0.3]
 CKM_BASE = "experiments/configs/tiny.py:lr=0.01,people=30"
 CKM = {"model.size": "t57k", "data.ratio": 0.4}
 FREQUENCY_SIZES = ["t25k", "t57k", "t100k", "t224k"]
-FREQUENCY = {"data.power_law_groups": 8, "data.power_law_beta": 1.5, "data.num_people": 240, "data.ratio": 0.5}
+FREQUENCY = {"data.power_law_groups": 8, "data.power_law_beta": 1.5, "data.num_people": 240}
+FREQUENCY_RATIO = 0.5
 TASK_RATIOS = [0.05, 0.1, 0.2, 0.4, 0.6, 0.8]  # >= 6 ratios: the jump test's minimum
 TASK_TOKENS = 2_400_000
 TASKS = ["slope", "max_of_n"]
@@ -76,10 +77,9 @@ def get_sweep(arg: str = "subsample") -> Sweep:
     if name == "ckm":
         points = _points({"seed": SEEDS, "data.ckm_tau": TAUS}, **CKM)
         return Sweep(name="findings_ckm", config=CKM_BASE, points=points)
-    if name == "frequency":
-        return Sweep(
-            name="findings_frequency", config=BASE, points=_points({"model.size": FREQUENCY_SIZES}, **FREQUENCY)
-        )
+    if name == "frequency":  # plus web-only runs of each size: alpha of the theory's -(alpha + 1)
+        axes = {"model.size": FREQUENCY_SIZES, "data.ratio": [FREQUENCY_RATIO, 0.0]}
+        return Sweep(name="findings_frequency", config=BASE, points=_points(axes, **FREQUENCY))
     if name == "tasks":
         axes = {"data.knowledge": TASKS, "data.ratio": TASK_RATIOS}
         points = _points(axes, **{"model.size": "t57k", "train.tokens": TASK_TOKENS})
