@@ -108,3 +108,17 @@ def test_the_driver_refuses_an_unknown_finding_in_one_line(tmp_path):
         "['subsample', 'ckm', 'frequency', 'tasks', 'continual', 'tokens']"
     ]
     assert not any(tmp_path.iterdir())
+
+
+def test_frequency_and_tokens_sections_on_simulated_sweeps():
+    from analysis.calibration import FREQ_SIZES, GROWTH_TRUTH, growth_runs, power_law_groups_table
+
+    rng = np.random.default_rng(0)
+    groups = power_law_groups_table(FREQ_SIZES, lambda m: 100 * (m / 1e6) ** -1.3, rng, groups=30)
+    lines, figures = findings.frequency_section(groups, ratio=0.1)
+    text = "\n".join(lines)
+    assert "## Threshold frequency f* vs model size" in text and "Not fitted" not in text
+    assert set(figures) == {"accuracy_vs_frequency.png", "threshold_frequency.png"}
+    runs = growth_runs("exponential", GROWTH_TRUTH["exponential"], rng).assign(size="8M")
+    lines, figures = findings.tokens_section(runs, target=0.4)
+    assert lines[0] == "## Tokens to reach accuracy 0.4" and set(figures) == {"tokens_to_target.png"}
