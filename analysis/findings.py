@@ -152,14 +152,24 @@ def tasks_section(df: pd.DataFrame) -> Section:
         d = d.sort_values("ratio")
         rows = [{"r": r, "acc": _mean_sd(g["acc"]), "web loss": _mean_sd(g["web_loss"])} for r, g in d.groupby("ratio")]
         test = jump_test(Curve.from_frame(d, "ratio"))
-        if d["acc"].max() < NO_RISE:
-            finding = f"no transition within the grid: accuracy stays below {NO_RISE} at every r"
+        top = d.groupby("ratio")["acc"].mean()
+        on_rise = int(((top > 0.1 * top.max()) & (top < 0.9 * top.max())).sum())
+        floor = max(NO_RISE, float(d["acc_chance"].max()) if "acc_chance" in d else 0.0)
+        if d["acc"].max() < floor + NO_RISE:
+            finding = (
+                f"no transition within the grid: accuracy stays within {NO_RISE} of {floor:.3f} (the larger of "
+                f"{NO_RISE} and the accuracy of always giving the most likely answer) at every r"
+            )
         elif test.rejects:
             finding = "a jump: " + test.describe()
         elif test.tested:
             finding = "a rise no steeper than the smooth bound allows (no jump): " + test.describe()
         else:
             finding = "the rise cannot be tested: " + test.describe()
+        if d["acc"].max() >= floor + NO_RISE:
+            finding += f"; {on_rise} ratio(s) on the rise (between 10% and 90% of the top accuracy)"
+            if not on_rise:
+                finding += ", so the grid brackets the rise without resolving its shape"
         lines += [f"### {name} ({d['size'].iloc[0]})", "", *_md_table(rows), "", f"Finding: {finding}.", ""]
         ax.plot(d["ratio"], d["acc"], "o-", label=name)
     ax.set(xscale="log", xlabel="mixing ratio r", ylabel="exact-match accuracy (held out)")

@@ -217,6 +217,11 @@ class Task(abc.ABC):
         """Entropy (bits) of the final answer of a uniformly drawn question: what one item's answer holds."""
         return entropy_bits(self.answer_probabilities())
 
+    @property
+    def chance_acc(self) -> float:
+        """Accuracy of always giving the most likely answer: the floor a model reaches without solving the task."""
+        return float(self.answer_probabilities().max())
+
     def _expected_slot_lengths(self) -> tuple[np.ndarray, np.ndarray]:
         """(mean, max) token length of every slot [T, S] under uniform questions."""
         slots = self.templates.slots

@@ -281,9 +281,10 @@ class _Run:
         """The knowledge set's eval columns: SynBio memorization with bits_per_param, or a task's accuracy."""
         cfg, task = self.config.eval, self.facts.task
         if task is not None:
-            return evaluate.task_accuracy(
+            acc = evaluate.task_accuracy(
                 self.logits_fn, params, self.facts.eval_set, cfg.batch_size, bits_per_item=task.bits_per_item
             )
+            return {**acc, "acc_chance": task.chance_acc}
         mem = evaluate.memorization(
             self.logits_fn,
             params,

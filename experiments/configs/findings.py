@@ -40,14 +40,14 @@ TASK_RATIOS = [0.05, 0.1, 0.2, 0.4, 0.6, 0.8]  # >= 6 ratios: the jump test's mi
 TASK_TOKENS = 2_400_000
 TASKS = ["slope", "max_of_n"]
 CONTINUAL_SOURCE = {"model.size": "t57k", "data.ratio": 0.0, "train.tokens": 600_000}
-CONTINUAL_RATIOS = [0.1, 0.3, 0.6]
-CONTINUAL = {
+CONTINUAL_RATIOS = [0.1, 0.2, 0.4]
+CONTINUAL = {  # the pre-training's peak LR held constant; 900k tokens: ~45 exposures per person at r = 0.4
     "optim.schedule": "constant",
     "optim.warmup_steps": 0,
-    "optim.lr": 0.003,
-    "train.guard_web_loss_rise": 0.1,
+    "optim.lr": 0.01,
+    "train.guard_web_loss_rise": 0.2,
     "train.eval_every": 16,
-    "train.tokens": 300_000,
+    "train.tokens": 900_000,
 }
 TOKEN_RATIOS = [0.4, 0.5, 0.6, 0.8, 1.0]
 TOKENS = {
