@@ -34,7 +34,8 @@ TAUS = [0.0, 0.1, 0.3]
 CKM_BASE = "experiments/configs/tiny.py:lr=0.01,people=30"
 CKM = {"model.size": "t57k", "data.ratio": 0.4}
 FREQUENCY_SIZES = ["t25k", "t57k", "t100k", "t224k"]
-FREQUENCY = {"data.power_law_groups": 8, "data.power_law_beta": 1.5, "data.num_people": 240}
+# 8 groups of 10 people, 1.2M tokens at r = 0.5: from ~10 exposures per person (group 7) to ~220 (group 0)
+FREQUENCY = {"data.power_law_groups": 8, "data.power_law_beta": 1.5, "data.num_people": 80, "train.tokens": 1_200_000}
 FREQUENCY_RATIO = 0.5
 TASK_RATIOS = [0.05, 0.1, 0.2, 0.4, 0.6, 0.8]  # >= 6 ratios: the jump test's minimum
 TASK_TOKENS = 2_400_000
@@ -92,7 +93,8 @@ def get_sweep(arg: str = "subsample") -> Sweep:
         points = _points(axes, **{"model.size": "t57k", **CONTINUAL})
         return Sweep(name="findings_continual", config=BASE, points=points, fixed={"train.init_from": source})
     if name == "tokens":
-        return Sweep(name="findings_tokens", config=BASE, points=_points({"data.ratio": TOKEN_RATIOS}, **TOKENS))
+        axes = {"seed": SEEDS, "data.ratio": TOKEN_RATIOS}
+        return Sweep(name="findings_tokens", config=BASE, points=_points(axes, **TOKENS))
     raise ValueError(f"findings sweep arg {arg!r}: expected one of {SWEEPS}")
 
 
