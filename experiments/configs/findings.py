@@ -42,11 +42,11 @@ TASK_TOKENS = 2_400_000
 TASKS = ["slope", "max_of_n"]
 CONTINUAL_SOURCE = {"model.size": "t57k", "data.ratio": 0.0, "train.tokens": 600_000}
 CONTINUAL_RATIOS = [0.1, 0.2, 0.4]
-CONTINUAL = {  # the pre-training's peak LR held constant; 900k tokens: ~45 exposures per person at r = 0.4
+CONTINUAL = {  # a third of the pre-training's peak LR, held after a short warmup: the LR itself does not trip the guard
     "optim.schedule": "constant",
-    "optim.warmup_steps": 0,
-    "optim.lr": 0.01,
-    "train.guard_web_loss_rise": 0.2,
+    "optim.warmup_steps": 20,
+    "optim.lr": 0.003,
+    "train.guard_web_loss_rise": 0.1,
     "train.eval_every": 16,
     "train.tokens": 900_000,
 }
