@@ -20,8 +20,9 @@ from experiments.sweep import Sweep
 
 
 def get_sweep():
-    return Sweep(name="t", config={config!r}, points=[{point!r}])
+    return Sweep(name="t", config={config!r}, points=[{point!r}], fixed={fixed!r})
 """
+PATH_KEYS = ("data.dir", "data.web", "data.tokenizer")  # Sweep.fixed: long tmp paths stay out of the run id
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,9 @@ def _refusal(out: subprocess.CompletedProcess) -> str:
 
 def _sweep_file(tmp_path: Path, point: dict, config: str = "experiments/configs/tiny.py:runlocal") -> str:
     path = tmp_path / "sweep_file.py"
-    path.write_text(SWEEP_FILE.format(config=config, point=point))
+    fixed = {k: v for k, v in point.items() if k in PATH_KEYS}
+    rest = {k: v for k, v in point.items() if k not in PATH_KEYS}
+    path.write_text(SWEEP_FILE.format(config=config, point=rest, fixed=fixed))
     return str(path)
 
 
@@ -167,7 +170,7 @@ def test_bad_config_values_and_files_are_one_line(prepared, tmp_path, module, ca
     [
         (["--vocab_size=100"], "data.vocab_size=100: must be an int >= 258"),
         (["--num_people=0"], "data.num_people=0: must be an int >= 1"),
-        (["--web=nope.txt"], "data.web='nope.txt': not a file or folder; or one of ('default', 'synthetic', 'none')"),
+        (["--web=nope.txt"], "data.web='nope.txt': not a file or folder; or one of ('default', 'debian-docs',"),
         (["--tokenizer=nope.json"], "data.tokenizer='nope.json': no such file"),
         (["--vocab_size=x"], "argument --vocab_size: invalid int value: 'x' (--help lists the flags)"),
         (["--bogus=1"], "unrecognized arguments: --bogus=1"),

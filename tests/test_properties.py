@@ -11,9 +11,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from analysis.curves import Curve
+from analysis.growth import fit_growth
 from analysis.jump import MIN_POINTS, jump_test
 from analysis.predict import Interval, predict_thresholds
-from analysis.scaling import compare_growth, fit_power_law, fit_web_loss
+from analysis.scaling import fit_power_law, fit_web_loss
 from analysis.simulate import simulate_results
 from analysis.thresholds import crossing, fit_sigmoid
 from data_gen.synbio import ATTRIBUTES, ByteTokenizer, Population, PowerLawGroups, SynBio, subsample
@@ -359,11 +360,30 @@ def test_web_loss_fits_give_parameters_with_cis_or_a_reason(xy, n_boot):
 
 
 @props(80)
-@given(xy=points())
-def test_growth_comparisons_give_a_preference_or_a_reason(xy):
-    result = compare_growth(*xy)
+@given(
+    runs=st.lists(
+        st.tuples(st.floats(0.01, 0.99), POSITIVE, st.sampled_from(["interval", "right", "left"])),
+        min_size=0,
+        max_size=8,
+    )
+)
+def test_growth_fits_give_a_preference_or_a_reason(runs):
+    ratio, tokens, censoring = (list(c) for c in zip(*runs, strict=True)) if runs else ([], [], [])
+    t = np.asarray(tokens, float)
+    table = pd.DataFrame(
+        {
+            "ratio": ratio,
+            "tokens_to_target": np.where(np.array(censoring) == "interval", t, np.nan) if runs else [],
+            "tokens_lo": t / 2,
+            "tokens_hi": np.where(np.array(censoring) == "right", np.inf, 2 * t) if runs else [],
+            "censoring": censoring,
+            "ok": [True] * len(runs),
+        }
+    )
+    result = fit_growth(table)
     if result.ok:
-        assert result.preferred in ("power law", "exponential") and np.isfinite([result.power_k, result.exp_k]).all()
+        assert result.preferred in ("power law", "exponential", "inconclusive")
+        assert all(np.isfinite([law.a, law.b, law.sigma]).all() for law in result.laws.values())
     else:
         assert_failed_with_reason(result)
 
