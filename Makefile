@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-slow lint format bench clean-venv
+.PHONY: demo test test-fast test-slow test-tools lint format bench clean-venv
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,13 +16,16 @@ demo: $(STAMP)
 	$(PY) -m experiments.demo
 
 test: $(STAMP)
-	$(PY) -m mixlab.host pytest -n 2
+	$(PY) -m mixlab.host pytest -n 2 -m 'not tools'
 
 test-fast: $(STAMP)
-	$(PY) -m mixlab.host pytest -n 2 -m 'not slow'
+	$(PY) -m mixlab.host pytest -n 2 -m 'not slow and not tools'
 
 test-slow: $(STAMP)
-	$(PY) -m mixlab.host pytest -n 2 -m slow
+	$(PY) -m mixlab.host pytest -n 2 -m 'slow and not tools'
+
+test-tools: $(STAMP)
+	$(PY) -m mixlab.host pytest -n 2 -m tools
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -444,7 +444,10 @@ def threshold_frequency_vs_size(fs: FrequencyScaling) -> Figure:
             ax.fill_between(grid, np.minimum(lines[1], lines[2]), np.maximum(lines[1], lines[2]), color="C3",
                             alpha=0.12, lw=0)  # fmt: skip
     _log_axis(ax, "x", t["M"].to_numpy(float), [str(s) for s in t["size"]])
-    _log_axis(ax, "y", _round_ticks(np.concatenate([np.asarray(y, float) for y in ys])))
+    span = np.concatenate([np.asarray(y, float) for y in ys])
+    span = span[np.isfinite(span) & (span > 0)]
+    ax.set_ylim(span.min() / 3, span.max() * 3)  # the points' CIs, not a wide theory band, set the scale
+    _log_axis(ax, "y", _round_ticks(ax.get_ylim()))
     ax.set_xlabel("model size M (parameters)")
     ax.set_ylabel(f"threshold frequency f* ({UNITS[fs.unit]})")
     title = f"Threshold frequency vs model size (r = {fs.ratio:g}); f*: where a group reaches {fs.level_kind}"

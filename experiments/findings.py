@@ -4,7 +4,8 @@
 
 Each finding's sweep is idempotent (a second call re-uses every complete run); continual pre-training first trains
 its web-only source. `--only` picks the findings to train; the report (<runs_dir>/findings_report/report.md, figures
-beside it) has a section for every finding whose sweep has a results table, with the sweep's latest wall time.
+beside it) has a section for every finding whose sweep has a results table, with the wall time of the latest
+invocation that trained some of its runs.
 """
 
 from __future__ import annotations
@@ -43,17 +44,17 @@ def _section_fns() -> dict[str, SectionFn]:
     }
 
 
-def run_finding(name: str, runs_dir: str, workers: int) -> float:
-    """Train the finding's sweep (and the sweeps it starts from); its wall seconds."""
+def run_finding(name: str, runs_dir: str, workers: int) -> float | None:
+    """Train the finding's sweep (and the sweeps it starts from); its wall seconds, None if every run was complete."""
     t0 = time.perf_counter()
-    for arg in presets.STAGES.get(name, ()):
-        sweep_lib.run_sweep(sweep_lib.load_sweep(f"experiments/configs/findings.py:{arg}"), runs_dir, workers=workers)
-    sweep = presets.get_sweep(f"{name}={runs_dir}")
-    outcomes = sweep_lib.run_sweep(sweep, runs_dir, workers=workers)
+    outcomes: dict[str, str] = {}
+    for arg in (*presets.STAGES.get(name, ()), f"{name}={runs_dir}"):
+        outcomes |= sweep_lib.run_sweep(presets.get_sweep(arg), runs_dir, workers=workers)
     failed = sorted(rid for rid, outcome in outcomes.items() if outcome == "failed")
     if failed:
         raise SystemExit(f"{name}: {len(failed)} run(s) failed: {failed}; see their train.log, then rerun")
-    return time.perf_counter() - t0
+    trained = any(outcome != "skipped" for outcome in outcomes.values())
+    return time.perf_counter() - t0 if trained else None
 
 
 PROGRAM = "experiments.findings"
@@ -80,8 +81,10 @@ def _main() -> None:
     walls = {} if not (out / WALL_FILE).exists() else json.loads((out / WALL_FILE).read_text())
     for name in names:
         print(f"\n=== finding: {name}", flush=True)
-        walls[name] = run_finding(name, _RUNS_DIR.value, _WORKERS.value)
-        (out / WALL_FILE).write_text(json.dumps(walls, indent=1))
+        seconds = run_finding(name, _RUNS_DIR.value, _WORKERS.value)
+        if seconds is not None:  # the wall time of the invocation that trained the runs, kept across re-runs
+            walls[name] = seconds
+            (out / WALL_FILE).write_text(json.dumps(walls, indent=1))
     lines = ["# Findings at tiny scale", "", "Presets: experiments/configs/findings.py; runs on this machine.", ""]
     fns = _section_fns()
     for name in presets.ORDER:  # every finding whose sweep has a table, trained now or before

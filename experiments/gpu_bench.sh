@@ -32,7 +32,7 @@ rm -f "$OUT"
 
 if [ "$DRY_RUN" = 1 ]; then
   export JAX_PLATFORMS=cpu XLA_FLAGS=""
-  COMMON=(--dtype=bfloat16 --vocab=256 --seq_len=32 --steps=2)
+  COMMON=(--dtype=bfloat16 --vocab=256 --seq_len=32 --steps=2 --rounds=1)
   SIZES=("t25k 4" "t57k 4")
   ENSEMBLE=(t25k 2 "1 2")
   LIMIT=300

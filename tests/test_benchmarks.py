@@ -14,6 +14,7 @@ def test_benchmark_modules_start(name, flag):
     assert "Traceback" not in proc.stderr and flag in proc.stdout, proc.stderr
 
 
+@pytest.mark.tools
 def test_train_bench_compares_with_a_baseline_checkout_side_by_side():
     """This checkout as its own baseline: three child runs (baseline, tuned baseline, new) and a table of ratios."""
     from pathlib import Path

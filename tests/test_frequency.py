@@ -134,9 +134,9 @@ def test_frequency_verdict_needs_four_sizes_and_the_theory(four_sizes):
 
 @pytest.mark.slow
 def test_frequency_calibration_covers_the_slope_and_holds_the_null():
-    """40 replicates of 4 sizes x 2 seeds x 100 groups (BUILD_NOTES records 100): the exponent's CI covers the
+    """24 replicates of 4 sizes x 2 seeds x 100 groups (BUILD_NOTES records 100): the exponent's CI covers the
     truth, the difference from -(alpha+1) covers it, and a size-independent f* is rarely called falling."""
-    truth = frequency_calibration(SLOPE, 40)
+    truth = frequency_calibration(SLOPE, 24)
     assert truth["exponent"] >= 0.85 and truth["diff"] >= 0.85 and truth["falls"] >= 0.9, truth
-    null = frequency_calibration(0.0, 40, seed=6)
+    null = frequency_calibration(0.0, 24, seed=6)
     assert null["exponent"] >= 0.85 and null["falls"] <= 0.1, null

@@ -5,9 +5,12 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.tools
 def test_gpu_bench_dry_run_prints_every_size_and_the_ensemble_ratios(tmp_path):
     env = {**os.environ, "PY": str(Path(os.sys.executable))}
     out = subprocess.run(

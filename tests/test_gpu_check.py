@@ -16,7 +16,7 @@ def test_gpu_check_script_refuses_a_cpu_backend():
     assert out.returncode != 0 and "not 'gpu'" in out.stderr
 
 
-@pytest.mark.slow
+@pytest.mark.tools
 def test_gpu_check_measures_a_tiny_model_on_cpu(tmp_path):
     command = [
         sys.executable, "-m", "experiments.gpu_check", "--norequire_gpu", "--base=experiments/configs/tiny.py:runlocal",
