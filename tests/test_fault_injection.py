@@ -35,6 +35,7 @@ import pytest
 
 from experiments import results
 from mixlab import run_folder
+from tests.processes import alive
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 2025
@@ -103,22 +104,12 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _alive(pid: int) -> bool:
-    """pid is a process that has not exited (a zombie has)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def _sigkill(pid: int, also: int | None = None) -> None:
     """SIGKILL pid; wait until it and `also` (a trainer of a killed sweep, which dies with it) are gone."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 30
-    while any(p is not None and _alive(p) for p in (pid, also)):
+    while any(p is not None and alive(p) for p in (pid, also)):
         assert time.monotonic() < deadline, f"pid {pid} or {also} outlived SIGKILL"
         time.sleep(0.01)
 

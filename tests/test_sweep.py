@@ -32,6 +32,7 @@ from experiments.sweep import (
     worker_env,
 )
 from mixlab import run_folder
+from tests.processes import alive
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -510,16 +511,6 @@ def test_an_ensemble_sweep_gives_the_table_of_separate_runs(tmp_path, monkeypatc
     assert "trained in an ensemble" in log
 
 
-def _alive(pid: int) -> bool:
-    """pid is a running process (a zombie, dead but not yet reaped by whoever adopted it, is not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def test_a_run_held_by_another_process_is_skipped_untouched_then_trained(fake, tmp_path):
     sweep = _sweep(fake)
     runs = tmp_path / "runs"
@@ -556,10 +547,10 @@ def test_sigkill_to_the_sweep_kills_its_trainers(fake, tmp_path):
     try:
         _wait_for(lambda: (runs / "fake").is_dir() and len(trainer_pids()) == 2)
         pids = trainer_pids()
-        assert all(map(_alive, pids))
+        assert all(map(alive, pids))
         proc.kill()  # the sweep alone, not its process group
         proc.wait()
-        _wait_for(lambda: not any(map(_alive, pids)), timeout_s=5)
+        _wait_for(lambda: not any(map(alive, pids)), timeout_s=5)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
