@@ -47,6 +47,7 @@ def preview_knowledge(prepared: Prepared, num_bios: int = 3) -> None:
     synbio, population = prepared.synbio, prepared.synbio.population
     for person in range(num_bios):
         print(f"[person {person}, exposure 0]\n{synbio.render_text(person, 0)}\n")
+    print(f"[person 0 as a compact tuple, data.ckm_tau > 0]\n{synbio.render_compact_text(0, 0)}\n")
     lengths = synbio.bio_lengths(np.arange(population.num_people), np.zeros(population.num_people, np.int64))
     print(
         f"SynBio-{population.num_people}: {population.bits_per_person:.2f} bits/person, "
