@@ -142,7 +142,8 @@ class CompactMixSource(SynBioSource):
     def __init__(self, synbio: SynBio, seed: int, tau: float, people: np.ndarray | None = None):
         super().__init__(synbio, seed, people)
         n = self.people.size
-        self.num_compact = round(tau * n * synbio.mean_bio_tokens / float(synbio.compact_lengths(self.people).mean()))
+        self._mean_compact = float(synbio.compact_lengths(self.people).mean())
+        self.num_compact = round(tau * n * synbio.mean_bio_tokens / self._mean_compact)
         if self.num_compact < 1:
             raise ValueError(f"tau={tau} gives no compact tuple per pass over {n} people")
         self.docs_per_chunk = n + self.num_compact
@@ -186,8 +187,7 @@ class CompactMixSource(SynBioSource):
     @property
     def mean_doc_tokens(self) -> float:
         n, t = self.people.size, self.num_compact
-        compact = float(self.synbio.compact_lengths(self.people).mean())
-        return (n * self.synbio.mean_bio_tokens + t * compact) / (n + t)
+        return (n * self.synbio.mean_bio_tokens + t * self._mean_compact) / (n + t)
 
 
 def knowledge_source(data_cfg: ml_collections.ConfigDict, synbio: SynBio, seed: int) -> _SynBioChunks:
