@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-slow test-tools lint format bench clean-venv
+.PHONY: demo science test test-fast test-slow test-tools lint format bench clean-venv
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,11 +15,15 @@ $(STAMP): setup.py
 demo: $(STAMP)
 	$(PY) -m experiments.demo
 
+science: $(STAMP)
+	$(PY) -m experiments.demo --calibration=experiments/configs/demo.py:science_calibrate \
+		--sweep=experiments/configs/demo.py:science
+
 test: $(STAMP)
-	$(PY) -m mixlab.host pytest -n 2 -m 'not tools'
+	$(PY) -m mixlab.host pytest -n 2 --dist worksteal -m 'not tools'
 
 test-fast: $(STAMP)
-	$(PY) -m mixlab.host pytest -n 2 -m 'not slow and not tools'
+	$(PY) -m mixlab.host pytest -n 2 --dist worksteal -m 'not slow and not tools'
 
 test-slow: $(STAMP)
 	$(PY) -m mixlab.host pytest -n 2 -m 'slow and not tools'

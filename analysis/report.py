@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import plots
+from analysis.forecast import FORECAST_FILE, Forecast, format_forecast, misses
 from analysis.frequency import UNITS, FrequencyScaling, power_law_rows
 from analysis.growth import CENSORED_AS, FEATURE
 from analysis.io import final_rows, ingest_external, load_results
@@ -371,8 +372,31 @@ def _figures_and_warnings_md(a: Analysis, figs: dict[str, tuple[str, object]]) -
     return [*lines, ""]
 
 
-def write_report(a: Analysis, out: str | Path, *, source: str = "", targets=(0.4, 0.8)) -> Path:
-    """Write report.md, figures (PNG) and threshold CSVs into `out`; returns the report path."""
+def forecast_md(forecast: Forecast, a: Analysis) -> list[str]:
+    """The prediction made before the mixtures (analysis/forecast.py) against the thresholds observed after them."""
+    lines = [
+        "## The theory's prediction, made before the mixtures",
+        "",
+        f"Written to `{FORECAST_FILE}` at {forecast.made_at}, from the {len(forecast.calibration_runs)} calibration "
+        "runs alone (r = 0 and r = 1), before the first mixture run started:",
+        "",
+        *[f"- {line.strip()}" for line in format_forecast(forecast)],
+        "",
+        "Observed against predicted (observed / predicted > 1: the mixtures needed more knowledge than the theory "
+        "said):",
+        "",
+    ]
+    table = misses(forecast, a)
+    if not table["same_as_report"].all():
+        lines += ["**The analysis below predicts other values than this record** (different calibration rows).", ""]
+    return [*lines, _table_md(table.drop(columns="same_as_report")), ""]
+
+
+def write_report(
+    a: Analysis, out: str | Path, *, source: str = "", targets=(0.4, 0.8), forecast: Forecast | None = None
+) -> Path:
+    """Write report.md, figures (PNG) and threshold CSVs into `out`; returns the report path. With `forecast`, the
+    prediction made before the mixtures and its misses come right after the verdicts."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     figs = _figures(a)
@@ -381,6 +405,7 @@ def write_report(a: Analysis, out: str | Path, *, source: str = "", targets=(0.4
     _write_tables(a, out)
     lines = [
         *_header_md(a, source),
+        *(forecast_md(forecast, a) if forecast is not None else []),
         *_thresholds_and_power_laws_md(a, targets),
         *_theory_inputs_md(a),
         *_comparisons_md(a, targets),

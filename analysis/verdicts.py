@@ -288,13 +288,19 @@ def _rise_against_control(tset: ThresholdSet, control: SigmoidFit, level: float,
 def _fit_theory_inputs(
     a: Analysis, final: pd.DataFrame, mix: pd.DataFrame, bits_per_param, person_bits, n_boot: int, seed: int
 ) -> None:
-    """What the theory is made of: the web-loss law (r = 0 runs), the capacity c, H_tot and p."""
+    """What the theory is made of: the web-loss law (r = 0 runs), the capacity c, H_tot and p.
+
+    N is the mixtures' (the knowledge-only runs' in a table of calibration runs alone); the tokens per biography
+    are measured on the knowledge-only runs where there are any, so that a prediction from the calibration runs
+    alone (experiments/demo.py, before the mixtures) is the one this analysis makes after them."""
     pcol = a.param_col
     web = final[(final["ratio"] == 0.0) & final["web_loss"].notna()]
     a.web = fit_web_loss(web[pcol], web["web_loss"], n_boot=n_boot, seed=seed, level=a.level)
     if not a.web.ok:
         a.missing["web"] = f"web-only (ratio = 0) runs: {a.web.reason}"
-    num_people = float(mix["num_people"].median()) if mix["num_people"].notna().any() else math.nan
+    knowledge_only = final[final["ratio"] == 1.0]
+    people = mix if len(mix) else knowledge_only
+    num_people = float(people["num_people"].median()) if people["num_people"].notna().any() else math.nan
     a.total_bits = num_people * (person_bits or bits_per_person(PAPER_POOLS))
     if bits_per_param is not None:
         a.capacity = given_capacity(bits_per_param)
@@ -303,33 +309,41 @@ def _fit_theory_inputs(
     else:
         a.capacity = CapacityEstimate(False, "num_people is missing, so the knowledge set's size is unknown")
     try:
-        a.tokens_per_bio = measured_tokens_per_bio(mix)
+        a.tokens_per_bio = measured_tokens_per_bio(knowledge_only if len(knowledge_only) else mix)
         a.p = fact_value(num_people, a.tokens_per_bio)
     except (KeyError, ValueError) as e:
         a.missing["p"] = f"per-token value of a fact: {e}"
 
 
+def theory_missing(a: Analysis) -> str:
+    """Why the theory cannot predict from this analysis ("" when it can)."""
+    reasons = (a.missing.get("web"), a.capacity.reason if not a.capacity.ok else "", a.missing.get("p"))
+    return "; ".join(m for m in reasons if m)
+
+
+def theory_predictions(
+    a: Analysis, sizes, ratios, *, n_boot: int = 1000, seed: int = 0
+) -> tuple[TheoryPrediction, TheoryPrediction | None]:
+    """The theory's r* at `sizes` (in a.param_col units) and M* at `ratios` (None without ratios), from the
+    analysis's web-loss law, capacity and p; ValueError with theory_missing(a) when it has none."""
+    if theory_missing(a):
+        raise ValueError(f"the theory cannot predict: {theory_missing(a)}")
+    kw = dict(n_boot=n_boot, seed=seed, level=a.level)
+    r = predict("ratio", np.asarray(sizes, float), a.web, a.capacity, a.p, a.total_bits, **kw)
+    m = predict("size", np.asarray(ratios, float), a.web, a.capacity, a.p, a.total_bits, **kw) if len(ratios) else None
+    return r, m
+
+
 def _predict_thresholds(a: Analysis, n_boot: int, seed: int) -> None:
     """The theory's r* (and M*) at the observed sizes (ratios), compared with the fitted thresholds."""
-    if not (a.web.ok and a.capacity.ok and math.isfinite(a.p) and a.r_thresholds is not None):
-        a.missing["theory"] = "; ".join(
-            m
-            for m in (
-                a.missing.get("web"),
-                a.capacity.reason if not a.capacity.ok else "",
-                a.missing.get("p"),
-                a.missing.get("r"),
-            )
-            if m
-        )
+    missing = "; ".join(m for m in (theory_missing(a), a.missing.get("r")) if m)
+    if missing:
+        a.missing["theory"] = missing
         return
-    kw = dict(n_boot=n_boot, seed=seed, level=a.level)
-    sizes = a.r_thresholds.table["M"].to_numpy(float)
-    a.theory_r = predict("ratio", sizes, a.web, a.capacity, a.p, a.total_bits, **kw)
+    ratios = a.m_thresholds.table["M"].to_numpy(float) if a.m_thresholds is not None else []
+    a.theory_r, theory_m = theory_predictions(a, a.r_thresholds.table["M"], ratios, n_boot=n_boot, seed=seed)
     a.theory_cmp = compare(a.r_thresholds, a.theory_r, seed=seed)
-    if a.m_thresholds is not None:
-        ratios = a.m_thresholds.table["M"].to_numpy(float)
-        theory_m = predict("size", ratios, a.web, a.capacity, a.p, a.total_bits, **kw)
+    if theory_m is not None:
         a.theory_m_cmp = compare(a.m_thresholds, theory_m, seed=seed)
 
 

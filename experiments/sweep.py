@@ -335,6 +335,7 @@ def run_sweep(
     check: Callable[[ConfigDict], Any] | None = validate,
     ensemble: int = 1,
     progress: bool = True,
+    label: str = "",
     poll_s: float = 0.1,
 ) -> dict[str, str]:
     """Train this shard's runs that are not complete, N at a time; rebuild the table. Returns run_id -> outcome
@@ -344,7 +345,9 @@ def run_sweep(
     `prepare(config)` runs here, once per distinct config.data of the runs to train, before any worker starts, so
     that workers only load the data instead of each building the same files (safe, but N times the work; None: the
     trainer builds what is missing). `check(config)` validates every point's config before anything starts.
-    `ensemble` > 1 trains up to that many compatible runs (`ensemble_groups`) in one trainer process."""
+    `ensemble` > 1 trains up to that many compatible runs (`ensemble_groups`) in one trainer process. The progress
+    bar (`label`, default the sweep's name) advances by each finished run's model FLOPs, so its ETA counts compute,
+    not runs."""
     if ensemble < 1:
         raise ConfigError(f"--ensemble={ensemble}: must be >= 1")
     configs = point_configs(sweep, check)  # every point valid, before the first run starts
@@ -368,16 +371,28 @@ def run_sweep(
         for i, config in enumerate(data_sets.values()):
             print(f"{sweep.name}: preparing data set {i + 1} of {len(data_sets)}", flush=True)
             prepare(config)
+    weight = _run_weights(config_of)
+    done = [len(outcomes)]
     # `initial` keeps skipped runs out of the rate, so the ETA reflects runs actually trained.
-    bar = tqdm(total=len(todo), initial=len(outcomes), unit="run", desc=sweep.name, disable=not progress)
+    bar = tqdm(
+        total=sum(weight[rid] for rid, _ in todo),
+        initial=sum(weight[rid] for rid in outcomes),
+        desc=label or sweep.name,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]",
+        postfix=f"{done[0]}/{len(todo)} runs",
+        disable=not progress,
+    )
     groups = ensemble_groups(pending, config_of, ensemble)
     running: dict[int, _Job] = {}
 
     def record(ended: list[tuple[str, str, str]]) -> None:
         for rid, outcome, message in ended:
             outcomes[rid] = outcome
+            done[0] += 1
             bar.write(f"{rid}: {message}")
-            bar.update()
+            failed = sum(o == "failed" for o in outcomes.values())
+            bar.set_postfix_str(f"{done[0]}/{len(todo)} runs" + (f", {failed} failed" if failed else ""), False)
+            bar.update(weight[rid])
 
     try:
         while groups or running:
@@ -397,7 +412,6 @@ def run_sweep(
                 job.log.close()
                 del running[slot]
                 record(_finish(job))
-                bar.set_postfix(failed=sum(o == "failed" for o in outcomes.values()), refresh=False)
     finally:
         for job in running.values():
             job.process.terminate()
@@ -407,6 +421,19 @@ def run_sweep(
         bar.close()
     results.write_table(sweep_dir)
     return outcomes
+
+
+def _run_weights(config_of: Mapping[str, ConfigDict]) -> dict[str, float]:
+    """run id -> its share of the sweep's compute (model FLOPs, normalised to a mean of 1); 1 for every run when
+    some run's cost is not known from its config (a length in train.exposures, a trainer with a config of its own)."""
+    from experiments.configs.common import cost_summary
+
+    try:
+        flops = {rid: cost_summary(config)["model_flops"] for rid, config in config_of.items()}
+    except (ValueError, KeyError, AttributeError):
+        return dict.fromkeys(config_of, 1.0)
+    mean = sum(flops.values()) / len(flops)
+    return {rid: f / mean for rid, f in flops.items()}
 
 
 def ensemble_groups(

@@ -37,10 +37,12 @@ from mixlab import attention as attention_lib
 # NON-EMBEDDING parameter count (vocab-independent); the 2-layer ones use head dim 16 so that rotary dims = 4.
 SIZES: dict[str, dict[str, int]] = {
     # tiny CPU presets (name = non-embedding parameters)
+    "t7k": dict(num_layers=2, D=16, H=1),
     "t20k": dict(num_layers=1, D=40, H=5),
     "t25k": dict(num_layers=2, D=32, H=2),
     "t57k": dict(num_layers=2, D=48, H=3),
     "t100k": dict(num_layers=2, D=64, H=4),
+    "t156k": dict(num_layers=2, D=80, H=5),
     "t224k": dict(num_layers=2, D=96, H=6),
     "t400k": dict(num_layers=2, D=128, H=8),
     "t1m": dict(num_layers=2, D=208, H=13),

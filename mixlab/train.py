@@ -357,6 +357,9 @@ def _train(runs: list[_Run], mesh, rules, stop_after: int | None) -> None:
     elif facts.warm is not None:
         state = _warm_start(runs, state, shardings)
         logging.info("warm start from %s", facts.warm.describe()["checkpoint"])
+    # A member may hold checkpoints past the common step (the others were killed before writing theirs): its
+    # replayed steps reach those states again bit for bit, so they are kept rather than written twice.
+    ahead = [{s for s in run.ckpt.all_steps() if s > start} for run in runs]
     logits_fn = LogitsFn(spec.graphdef, mesh if jax.process_count() > 1 else None)
     prefetch = Prefetcher(
         DeviceStream([run.facts.stream for run in runs], batch_sharding),
@@ -402,7 +405,10 @@ def _train(runs: list[_Run], mesh, rules, stop_after: int | None) -> None:
                     continue
                 if at_eval:
                     run.evaluate(member(state, k)["params"], done)
-                if at_ckpt or not run.active:  # a run that stops early keeps its final state
+                if done in ahead[k]:
+                    logging.info("%s: checkpoint %d is already there (written before the restart); kept", run.workdir,
+                                 done)  # fmt: skip
+                elif at_ckpt or not run.active:  # a run that stops early keeps its final state
                     with run.timers.phase("checkpoint"):
                         meta = {"timers": run.timers.totals, "wall_time_s": run.wall_time()}
                         run.ckpt.save(done, member(state, k), meta)

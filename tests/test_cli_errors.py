@@ -65,8 +65,9 @@ def _other_tokenizer(store: Path) -> str:
 
 
 def _run(module: str, *args: str) -> subprocess.CompletedProcess:
+    """The module's CLI; the demo without its calibration phase (the test's sweep is all it runs)."""
     env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
-    command = [sys.executable, "-m", module, *args]
+    command = [sys.executable, "-m", module, *args, *(["--calibration="] if module == "experiments.demo" else [])]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -94,8 +95,13 @@ def _sweep_args(tmp_path: Path, sweep_file: str) -> list[str]:
     return [f"--sweep={sweep_file}", f"--runs_dir={tmp_path / 'runs'}", "--workers=1"]
 
 
-@pytest.mark.parametrize("damage", [_flip_a_byte, _other_tokenizer])
-@pytest.mark.parametrize("module", ["experiments.sweep", "experiments.demo", "data_gen.prepare"])
+# experiments.demo runs its sweeps through the same loading and validation as experiments.sweep: one case of each
+# kind is enough to show that its entry point turns them into one line too (each case is a ~4 s subprocess).
+@pytest.mark.parametrize(
+    "module, damage",
+    [(m, d) for m in ("experiments.sweep", "data_gen.prepare") for d in (_flip_a_byte, _other_tokenizer)]
+    + [("experiments.demo", _flip_a_byte)],
+)
 def test_a_damaged_or_foreign_store_is_one_line(prepared, tmp_path, module, damage):
     keys, store = _copy(prepared, tmp_path)
     message = damage(store)
@@ -127,7 +133,8 @@ SHARD_CASE = (["--shard_index=2", "--num_shards=2"], "--shard_index=2, --num_sha
 
 @pytest.mark.parametrize(
     "module, args, message",
-    [(m, *case) for m in ("experiments.sweep", "experiments.demo") for case in FLAG_CASES]
+    [("experiments.sweep", *case) for case in FLAG_CASES]
+    + [("experiments.demo", *FLAG_CASES[0]), ("experiments.demo", ["--ensemble=0"], "--ensemble=0: must be >= 1")]
     + [("experiments.sweep", *SHARD_CASE)],
 )
 def test_bad_flags_are_one_line(prepared, tmp_path, module, args, message):
@@ -136,16 +143,18 @@ def test_bad_flags_are_one_line(prepared, tmp_path, module, args, message):
     assert line.startswith(f"{module}: ") and message in line, line
 
 
-@pytest.mark.parametrize("module", ["experiments.sweep", "experiments.demo"])
+CONFIG_CASES = [
+    ("bad value", "ratio=1.5: data.ratio=1.5: the mixing ratio must be in [0, 1]"),
+    ("unknown key", "unknown config key 'data.ratioo'"),
+    ("no sweep file", "--sweep=nope.py: FileNotFoundError: sweep file 'nope.py' does not exist"),
+    ("raising sweep file", "ZeroDivisionError: division by zero"),
+    ("no base config", "sweep 't': config nope.py: FileNotFoundError: config file 'nope.py' does not exist"),
+]
+
+
 @pytest.mark.parametrize(
-    "case, message",
-    [
-        ("bad value", "ratio=1.5: data.ratio=1.5: the mixing ratio must be in [0, 1]"),
-        ("unknown key", "unknown config key 'data.ratioo'"),
-        ("no sweep file", "--sweep=nope.py: FileNotFoundError: sweep file 'nope.py' does not exist"),
-        ("raising sweep file", "ZeroDivisionError: division by zero"),
-        ("no base config", "sweep 't': config nope.py: FileNotFoundError: config file 'nope.py' does not exist"),
-    ],
+    "module, case, message",
+    [("experiments.sweep", *case) for case in CONFIG_CASES] + [("experiments.demo", *CONFIG_CASES[0])],
 )
 def test_bad_config_values_and_files_are_one_line(prepared, tmp_path, module, case, message):
     point = _point(prepared)

@@ -1,8 +1,10 @@
 """Fault injection: a tiny real sweep SIGKILLed at random moments, rerun after each kill, ends with the clean table.
 
 Two runs of the real trainer (mixlab.main on tiny.py:runlocal shrunk to t20k and 36 steps, a metrics row every
-step, a checkpoint every 3, an eval every 6) go through the sweep CLI, two workers. Each sweep invocation gets one
-SIGKILL, its moment and target drawn by a fixed-seed rng:
+step, a checkpoint every 3, an eval every 6) go through the sweep CLI as one ensemble (--ensemble=2, as `make demo`
+trains: one trainer process writes both run folders, each with its own lock and checkpoints; the clean sweep too, so
+the tables compare cell for cell). Each sweep invocation gets one SIGKILL, its moment and target drawn by a
+fixed-seed rng:
 - in a step: a random delay (under one step) after this launch's metrics row of a random step 1-6 steps past the
   run's latest checkpoint;
 - in a checkpoint write: a random delay after the tmp folder of this launch's 1st or 2nd checkpoint appears
@@ -74,7 +76,7 @@ class Sweeps:
     def __init__(self, tmp: Path, runs: Path):
         self.dir, self.log = runs / "faults", tmp / f"{runs.name}.log"
         self.command = [sys.executable, "-m", "experiments.sweep", f"--sweep={tmp / 'sweep.py'}"]
-        self.command += [f"--runs_dir={runs}", "--workers=2"]
+        self.command += [f"--runs_dir={runs}", "--workers=2", "--ensemble=2"]
         self.env = {**os.environ, "XLA_FLAGS": ""}  # one CPU device per trainer
 
     def start(self) -> subprocess.Popen:

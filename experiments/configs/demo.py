@@ -1,58 +1,83 @@
-"""The main job's sweeps (`make demo`): the phase transition on a 2-core CPU, and its calibration.
+"""The main job's sweeps (`make demo`): calibration first, then the mixtures, all in one sweep folder.
 
-    get_sweep("main"):      the demo grid: sizes x ratios at a fixed token budget, plus equal-exposure runs
-    get_sweep("calibrate"): r = 1 (knowledge only) and r = 0 (web only) runs of each size, to choose the grid
-    get_sweep("capacity"):  the longer preset, N near the models' capacity, 100 exposures per person (not run by
-                            `make demo`; `--plan` prints its cost: 2.6e9 tokens in all: about 6 days of 2 CPU
-                            cores at the demo's ~5k tokens/s per core; minutes of one GPU)
+    get_sweep("calibrate"):          web-only (r = 0, 2 seeds) and knowledge-only (r = 1) runs of every size: the
+                                     theory's inputs, fitted before any mixture runs (experiments/demo.py)
+    get_sweep("main"):               sizes x ratios, 2 seeds at the two ratios that bracket each size's r*, and the
+                                     equal-exposure control (r = 0.2 trained 4x longer, evaluated log-spaced)
+    get_sweep("science_calibrate"), get_sweep("science"): the longer preset (3 seeds everywhere, 7 sizes, N = 120
+                                     people and 4x the tokens, so that the small models are capacity-limited)
 
-    python -m experiments.sweep --sweep=experiments/configs/demo.py:main --runs_dir=runs --workers=2
+    make demo        # = python -m experiments.demo: calibrate, predict, mix, analyse
+    make science     # = python -m experiments.demo --calibration=...:science_calibrate --sweep=...:science
+    python -m experiments.sweep --sweep=experiments/configs/demo.py:main --plan     # runs and their cost
 
 Every point trains the tiny config (experiments/configs/tiny.py): 2-layer GPT-NeoX-style models, BPE vocabulary
-1024, sequences of 256, batch 8, WSD schedule at peak LR 1e-2, on the default web corpus (Debian documentation)
-mixed with SynBio. Measured grid, wall time and calibration: BUILD_NOTES.md, "The main job".
+1024, sequences of 256, batch 8, WSD schedule at peak LR 1e-2, on the default web corpus mixed with SynBio-30
+(1.4 kbit), 0.6M tokens per run (146 exposures per person at r = 1), everyone evaluated, 4 log-spaced evaluations
+per decade of steps.
+
+Why this grid (fixed here, before any prediction; BUILD_NOTES.md "The main job" has the measured results):
+- 6 sizes (t7k ... t224k, 34x in non-embedding parameters): the r* and M* power laws get >= 4 points and the
+  jump test in M its 6 sizes; the smallest sizes sit below the transition at every r, so a column of the phase
+  diagram rises from ~0.
+- r = 0.1 ... 0.8 in steps of 0.1: even in r, so denser in log r (the fits' axis) at the high ratios where these
+  sizes rise (the previous grid measured r* = 0.55 for t57k and 0.46 for t100k), 8 >= 6 points per size.
+- 2 seeds at the pair of ratios around each size's expected r* (BRACKET; from the previous grid, extrapolated),
+  so that seed scatter enters the intervals where it matters.
+- r = 0 (2 seeds) and r = 1 at every size, same budget: the web-loss law and the stored bits per parameter.
+- Expected: accuracy ~0 at r <= 0.2 for every size, r* falling with M; the long r = 0.2 run (118 exposures per
+  person, those of r = 0.8 in the grid) far below r = 0.8.
+- Cost: `make demo` about 11 minutes on an idle 2-core machine (measured: BUILD_NOTES.md); `--plan` prints FLOPs.
 """
 
 from experiments.sweep import Sweep, grid
 
-SIZES = ["t57k", "t100k"]
-RATIOS = [0.2, 0.4, 0.6, 0.8]
 PEOPLE = 30
 BASE = f"experiments/configs/tiny.py:lr=0.01,people={PEOPLE}"
 TOKENS = 600_000
-# Equal exposures: r = 0.2 trained 4x longer than the grid gets the exposures per person of r = 0.8 in the grid.
+SIZES = ["t7k", "t25k", "t57k", "t100k", "t156k", "t224k"]
+RATIOS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+SEEDS = [0, 1]
+# The two grid ratios around each size's expected r*: 0.55 at t57k and 0.46 at t100k measured, the rest extrapolated.
+BRACKET = {"t7k": (0.7, 0.8), "t25k": (0.6, 0.7), "t57k": (0.5, 0.6), "t100k": (0.4, 0.5), "t156k": (0.4, 0.5),
+           "t224k": (0.3, 0.4)}  # fmt: skip
+# Equal exposures: r = 0.2 trained 4x longer gets the exposures per person of r = 0.8 in the grid.
 EQUAL_EXPOSURE = {"model.size": "t57k", "data.ratio": 0.2, "train.tokens": 4 * TOKENS}
-COMMON = {"eval.num_people": -1}  # evaluate everyone
-# The capacity preset: 2000 people hold 93 kbit, about one bit per non-embedding parameter of t100k, so the facts
-# compete for capacity as in the theory (the demo's 30 people hold 1.4 kbit, far below every model's capacity).
-CAPACITY_PEOPLE = 2000
-CAPACITY_SIZES = ["t57k", "t100k", "t224k", "t400k"]
-CAPACITY_RATIOS = [0.1, 0.2, 0.3, 0.4, 0.6, 0.8]
-CAPACITY_EXPOSURES = 100
-TOKENS_PER_BIO = 137.3  # mean biography tokens + EOS with the 1024-entry BPE (`make demo` prints the mean)
+FIXED = {"eval.num_people": -1, "train.eval_per_decade": 4}  # every point; kept out of the run ids
+
+# The science preset: N near the small models' capacity at 146 exposures per person, 3 seeds, 7 sizes.
+SCIENCE_PEOPLE = 120
+SCIENCE_BASE = f"experiments/configs/tiny.py:lr=0.01,people={SCIENCE_PEOPLE}"
+SCIENCE_TOKENS = TOKENS * SCIENCE_PEOPLE // PEOPLE
+SCIENCE_SIZES = [*SIZES, "t400k"]
+SCIENCE_SEEDS = [0, 1, 2]
 
 
-def _points(axes: dict, **fixed) -> list[dict]:
-    return [{**p, **COMMON, **fixed} for p in grid(axes)]
+def _calibration(sizes: list[str], seeds: list[int]) -> list[dict]:
+    web = grid({"model.size": sizes, "data.ratio": [0.0], "seed": seeds})
+    return web + grid({"model.size": sizes, "data.ratio": [1.0], "seed": seeds[:1]})
+
+
+def _mixtures() -> list[dict]:
+    points = [EQUAL_EXPOSURE]  # the longest run first
+    for size in SIZES:
+        points += grid({"model.size": [size], "data.ratio": RATIOS, "seed": SEEDS[:1]})
+        points += grid({"model.size": [size], "data.ratio": list(BRACKET[size]), "seed": SEEDS[1:]})
+    return points
+
+
+def _sweep(name: str, base: str, points: list[dict], tokens: int) -> Sweep:
+    return Sweep(name=name, config=base, points=points, fixed={**FIXED, "train.tokens": tokens})
 
 
 def get_sweep(arg: str = "main") -> Sweep:
-    if arg == "main":
-        longest_first = [{**EQUAL_EXPOSURE, **COMMON}]
-        points = longest_first + _points({"model.size": SIZES, "data.ratio": RATIOS}, **{"train.tokens": TOKENS})
-        return Sweep(name="demo", config=BASE, points=points)
     if arg == "calibrate":
-        points = _points({"model.size": [*SIZES, "t224k"], "data.ratio": [1.0, 0.0]}, **{"train.tokens": TOKENS})
-        return Sweep(name="demo_calibrate", config=BASE, points=points)
-    if arg == "capacity":
-        base = f"experiments/configs/tiny.py:lr=0.01,people={CAPACITY_PEOPLE}"
-        points = [
-            {
-                **p,
-                **COMMON,
-                "train.tokens": round(CAPACITY_EXPOSURES * CAPACITY_PEOPLE * TOKENS_PER_BIO / p["data.ratio"]),
-            }
-            for p in grid({"model.size": CAPACITY_SIZES, "data.ratio": CAPACITY_RATIOS})
-        ]
-        return Sweep(name="demo_capacity", config=base, points=points)
-    raise ValueError(f"demo sweep arg {arg!r}: expected main, calibrate or capacity")
+        return _sweep("demo", BASE, _calibration(SIZES, SEEDS), TOKENS)
+    if arg == "main":
+        return _sweep("demo", BASE, _mixtures(), TOKENS)
+    if arg == "science_calibrate":
+        return _sweep("science", SCIENCE_BASE, _calibration(SCIENCE_SIZES, SCIENCE_SEEDS), SCIENCE_TOKENS)
+    if arg == "science":
+        points = grid({"model.size": SCIENCE_SIZES, "data.ratio": RATIOS, "seed": SCIENCE_SEEDS})
+        return _sweep("science", SCIENCE_BASE, points, SCIENCE_TOKENS)
+    raise ValueError(f"demo sweep arg {arg!r}: expected calibrate, main, science_calibrate or science")

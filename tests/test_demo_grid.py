@@ -1,0 +1,70 @@
+"""The demo's sweeps (experiments/configs/demo.py) can test every claim the report lists: run through the sweep
+CLI's --plan, and checked point by point against what each verdict needs (analysis/verdicts.py)."""
+
+import collections
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from analysis.jump import MIN_POINTS
+from analysis.verdicts import MIN_POWER_LAW_SIZES
+from experiments.configs import demo
+from experiments.sweep import load_sweep, point_configs
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = "experiments/configs/demo.py"
+
+
+@pytest.mark.parametrize("arg", ["calibrate", "main"])
+def test_the_sweep_cli_plans_each_phase(arg):
+    out = subprocess.run(
+        [sys.executable, "-m", "experiments.sweep", f"--sweep={SPEC}:{arg}", "--plan"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    sweep = load_sweep(f"{SPEC}:{arg}")
+    assert all(rid in out.stdout for rid in sweep.run_ids())
+    assert f"total of {len(sweep.points)} runs" in out.stdout
+
+
+def _runs(arg: str) -> list[dict]:
+    sweep = load_sweep(f"{SPEC}:{arg}")
+    return [
+        {"size": c.model.size, "ratio": c.data.ratio, "seed": c.seed, "tokens": c.train.tokens,
+         "people": c.data.num_people, "evals_per_decade": c.train.eval_per_decade, "eval_people": c.eval.num_people}
+        for c in point_configs(sweep, check=None)
+    ]  # fmt: skip
+
+
+def test_the_grid_can_test_every_claim():
+    calibration, mixtures = _runs("calibrate"), _runs("main")
+    assert load_sweep(f"{SPEC}:calibrate").name == load_sweep(f"{SPEC}:main").name  # one folder, one table
+    grid = [r for r in mixtures if r["tokens"] == demo.TOKENS]
+    sizes = sorted({r["size"] for r in grid})
+    # r* vs M and M* vs r as power-law verdicts; the jump test in M needs MIN_POINTS sizes at one ratio
+    assert len(sizes) >= max(MIN_POWER_LAW_SIZES, MIN_POINTS)
+    by_ratio = collections.defaultdict(set)
+    for r in grid:
+        by_ratio[r["ratio"]].add(r["size"])
+    assert sum(len(s) >= MIN_POINTS for s in by_ratio.values()) >= MIN_POWER_LAW_SIZES
+    for size in sizes:
+        ratios = sorted({r["ratio"] for r in grid if r["size"] == size})
+        assert len(ratios) >= MIN_POINTS and 0 < ratios[0] and ratios[-1] < 1, (size, ratios)
+        low, high = demo.BRACKET[size]
+        assert low in ratios and high in ratios
+        seeds = {(r["ratio"], r["seed"]) for r in grid if r["size"] == size}
+        assert {(low, 0), (low, 1), (high, 0), (high, 1)} <= seeds, size  # seed scatter where r* lies
+    for size in sizes:  # the theory's inputs at every size: r = 0 with 2 seeds, r = 1, same budget
+        web = [r for r in calibration if r["size"] == size and r["ratio"] == 0.0]
+        knowledge = [r for r in calibration if r["size"] == size and r["ratio"] == 1.0]
+        assert len({r["seed"] for r in web}) >= 2 and knowledge, size
+    assert all(r["tokens"] == demo.TOKENS for r in calibration)
+    long = [r for r in mixtures if r["tokens"] > demo.TOKENS]  # the equal-exposure control and its partner
+    assert len(long) == 1
+    partner = long[0]["ratio"] * long[0]["tokens"] / demo.TOKENS
+    assert any(r["size"] == long[0]["size"] and r["ratio"] == pytest.approx(partner) for r in grid)
+    everyone = [*calibration, *mixtures]
+    assert all(r["evals_per_decade"] >= 3 and r["eval_people"] == -1 for r in everyone)  # tokens to target
+    assert len({r["people"] for r in everyone}) == 1
