@@ -25,9 +25,11 @@ Why this grid (fixed here, before any prediction; BUILD_NOTES.md "The main job" 
 - 2 seeds at the pair of ratios around each size's expected r* (BRACKET; from the previous grid, extrapolated),
   so that seed scatter enters the intervals where it matters.
 - r = 0 (2 seeds) and r = 1 at every size, same budget: the web-loss law and the stored bits per parameter.
-- Expected: accuracy ~0 at r <= 0.2 for every size, r* falling with M; the long r = 0.2 run (118 exposures per
-  person, those of r = 0.8 in the grid) far below r = 0.8.
-- Cost: `make demo` about 11 minutes on an idle 2-core machine (measured: BUILD_NOTES.md); `--plan` prints FLOPs.
+- Expected (measured once, BUILD_NOTES.md "The main job", v2): accuracy 0 at r <= 0.2 for every size and at every r
+  for t7k; r* = 0.63 / 0.52 / 0.48 / 0.45 / 0.41 for t25k ... t224k; the long r = 0.2 run (118 exposures per person,
+  those of r = 0.8 in the grid) 0.28 against 0.85 at r = 0.8.
+- Cost: measured 22 minutes for `make demo` on the 2-core machine (data built), over the 15-minute budget: the grid is
+  still to be cut; `--plan` prints FLOPs.
 """
 
 from experiments.sweep import Sweep, grid
