@@ -1,7 +1,7 @@
 """The theory's prediction made before the mixtures run: r*(M) per size and M*(r) per ratio from the calibration
 (r = 0 and r = 1) runs alone, written with a timestamp, then held against what the mixtures show.
 
-    forecast = make_forecast(calibration_rows, sizes, ratios)     # experiments/demo.py, phase 2
+    forecast = make_forecast(calibration_rows, ratios)            # experiments/demo.py, phase 2: r* at every size
     forecast.write(sweep_dir / FORECAST_FILE)                      # never overwritten: the first one stands
     misses(forecast, analysis)                                     # after the mixtures, per size
 
