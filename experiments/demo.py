@@ -217,7 +217,7 @@ def format_misses(table: pd.DataFrame) -> str:
     lines = []
     for _, r in table.iterrows():
         if not np.isfinite(r["obs_pred"]):
-            lines.append(f"  {r['size']}: predicted {r['predicted']:.3g}, observed {r['observed']:.3g}: no ratio")
+            lines.append(f"  {r['size']}: predicted {r['predicted']:.3g}, observed {r['observed']:.3g}: not comparable")
             continue
         inside = r["obs_pred_lo"] <= 1 <= r["obs_pred_hi"]
         how = "within the CI" if inside else ("observed above" if r["obs_pred"] > 1 else "observed below")

@@ -372,14 +372,13 @@ def run_sweep(
             print(f"{sweep.name}: preparing data set {i + 1} of {len(data_sets)}", flush=True)
             prepare(config)
     weight = _run_weights(config_of)
-    done = [len(outcomes)]
     # `initial` keeps skipped runs out of the rate, so the ETA reflects runs actually trained.
     bar = tqdm(
         total=sum(weight[rid] for rid, _ in todo),
         initial=sum(weight[rid] for rid in outcomes),
         desc=label or sweep.name,
         bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]",
-        postfix=f"{done[0]}/{len(todo)} runs",
+        postfix=f"{len(outcomes)}/{len(todo)} runs",
         disable=not progress,
     )
     groups = ensemble_groups(pending, config_of, ensemble)
@@ -388,10 +387,9 @@ def run_sweep(
     def record(ended: list[tuple[str, str, str]]) -> None:
         for rid, outcome, message in ended:
             outcomes[rid] = outcome
-            done[0] += 1
             bar.write(f"{rid}: {message}")
             failed = sum(o == "failed" for o in outcomes.values())
-            bar.set_postfix_str(f"{done[0]}/{len(todo)} runs" + (f", {failed} failed" if failed else ""), False)
+            bar.set_postfix_str(f"{len(outcomes)}/{len(todo)} runs" + (f", {failed} failed" if failed else ""), False)
             bar.update(weight[rid])
 
     try:
