@@ -24,6 +24,18 @@ def data_dir(tmp_path_factory) -> str:
     return str(root)
 
 
+@pytest.fixture(scope="session")
+def cli():
+    """`python -m <module> <args>` forked from one warm interpreter (tests/cli_server.py), with one CPU device: for
+    the tests of command-line refusals, whose imports would otherwise cost ~2.5 s a case."""
+    from mixlab import host
+    from tests.processes import CliServer
+
+    # tuned_env: the malloc tunable that mixlab.main would re-exec itself to get, which a forked child cannot
+    with CliServer({**host.tuned_env(), "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}) as server:
+        yield server
+
+
 @pytest.fixture()
 def fake_packages(tmp_path, monkeypatch):
     """A data dir whose pinned Debian packages (data_gen.debian_docs.PACKAGES) are two tiny fake .debs, cached."""

@@ -1,6 +1,9 @@
 """experiments.sweep, experiments.demo and data_gen.prepare refuse bad input in one stderr line with exit status 2:
 a damaged token store, a store of another tokenizer, bad flags and config values, a missing or raising file.
---debug raises the same error with its traceback (mixlab/cli.py)."""
+--debug raises the same error with its traceback (mixlab/cli.py).
+
+Each case is `python -m <module> <args>` forked from one warm interpreter (the `cli` fixture, tests/cli_server.py);
+test_real_entry_points_refuse_in_one_line starts each module as its own process."""
 
 import json
 import os
@@ -13,8 +16,10 @@ import pytest
 
 from data_gen.prepare import prepare
 from mixlab.config import base_config
+from tests.processes import CliServer
 
 ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
 SWEEP_FILE = """
 from experiments.sweep import Sweep
 
@@ -64,11 +69,17 @@ def _other_tokenizer(store: Path) -> str:
     return f"token store {store} was built with tokenizer 0000000000000000 (vocab_size "
 
 
-def _run(module: str, *args: str) -> subprocess.CompletedProcess:
-    """The module's CLI; the demo without its calibration phase (the test's sweep is all it runs)."""
-    env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}
-    command = [sys.executable, "-m", module, *args, *(["--calibration="] if module == "experiments.demo" else [])]
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+def _args(module: str, args: tuple[str, ...]) -> list[str]:
+    """The demo runs without its calibration phase (the test's sweep is all it runs)."""
+    return [*args, *(["--calibration="] if module == "experiments.demo" else [])]
+
+
+def _run(cli: CliServer | None, module: str, *args: str) -> subprocess.CompletedProcess:
+    """The module's CLI, forked by the server, or (cli None) in a process of its own."""
+    if cli is not None:
+        return cli.run(module, *_args(module, args))
+    command = [sys.executable, "-m", module, *_args(module, args)]
+    return subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
 
 
 def _refusal(out: subprocess.CompletedProcess) -> str:
@@ -96,20 +107,20 @@ def _sweep_args(tmp_path: Path, sweep_file: str) -> list[str]:
 
 
 # experiments.demo runs its sweeps through the same loading and validation as experiments.sweep: one case of each
-# kind is enough to show that its entry point turns them into one line too (each case is a ~4 s subprocess).
+# kind is enough to show that its entry point turns them into one line too.
 @pytest.mark.parametrize(
     "module, damage",
     [(m, d) for m in ("experiments.sweep", "data_gen.prepare") for d in (_flip_a_byte, _other_tokenizer)]
     + [("experiments.demo", _flip_a_byte)],
 )
-def test_a_damaged_or_foreign_store_is_one_line(prepared, tmp_path, module, damage):
+def test_a_damaged_or_foreign_store_is_one_line(cli, prepared, tmp_path, module, damage):
     keys, store = _copy(prepared, tmp_path)
     message = damage(store)
     if module == "data_gen.prepare":
         args = [f"--{k}={v}" for k, v in keys.items()]
     else:
         args = _sweep_args(tmp_path, _sweep_file(tmp_path, _point(keys)))
-    line = _refusal(_run(module, *args))
+    line = _refusal(_run(cli, module, *args))
     assert line.startswith(f"{module}: ") and message in line, line
     assert not (tmp_path / "runs").exists()  # refused before any run folder
 
@@ -117,7 +128,7 @@ def test_a_damaged_or_foreign_store_is_one_line(prepared, tmp_path, module, dama
 def test_debug_shows_the_traceback(prepared, tmp_path):
     keys, store = _copy(prepared, tmp_path)
     _flip_a_byte(store)
-    out = _run("data_gen.prepare", *[f"--{k}={v}" for k, v in keys.items()], "--debug")
+    out = _run(None, "data_gen.prepare", *[f"--{k}={v}" for k, v in keys.items()], "--debug")
     assert out.returncode == 1 and "Traceback" in out.stderr
     assert "data_gen.web.StoreIntegrityError: token store file" in out.stderr
 
@@ -137,9 +148,9 @@ SHARD_CASE = (["--shard_index=2", "--num_shards=2"], "--shard_index=2, --num_sha
     + [("experiments.demo", *FLAG_CASES[0]), ("experiments.demo", ["--ensemble=0"], "--ensemble=0: must be >= 1")]
     + [("experiments.sweep", *SHARD_CASE)],
 )
-def test_bad_flags_are_one_line(prepared, tmp_path, module, args, message):
+def test_bad_flags_are_one_line(cli, prepared, tmp_path, module, args, message):
     base = _sweep_args(tmp_path, _sweep_file(tmp_path, _point(prepared)))
-    line = _refusal(_run(module, *[a for a in base if not a.startswith(args[0].split("=")[0])], *args))
+    line = _refusal(_run(cli, module, *[a for a in base if not a.startswith(args[0].split("=")[0])], *args))
     assert line.startswith(f"{module}: ") and message in line, line
 
 
@@ -156,7 +167,7 @@ CONFIG_CASES = [
     "module, case, message",
     [("experiments.sweep", *case) for case in CONFIG_CASES] + [("experiments.demo", *CONFIG_CASES[0])],
 )
-def test_bad_config_values_and_files_are_one_line(prepared, tmp_path, module, case, message):
+def test_bad_config_values_and_files_are_one_line(cli, prepared, tmp_path, module, case, message):
     point = _point(prepared)
     if case == "bad value":
         sweep_file = _sweep_file(tmp_path, {**point, "data.ratio": 1.5})
@@ -169,7 +180,7 @@ def test_bad_config_values_and_files_are_one_line(prepared, tmp_path, module, ca
         Path(sweep_file).write_text("1 / 0\n")
     else:
         sweep_file = _sweep_file(tmp_path, point, config="nope.py")
-    line = _refusal(_run(module, *_sweep_args(tmp_path, sweep_file)))
+    line = _refusal(_run(cli, module, *_sweep_args(tmp_path, sweep_file)))
     assert line.startswith(f"{module}: ") and message in line, line
     assert not (tmp_path / "runs").exists()
 
@@ -185,9 +196,22 @@ def test_bad_config_values_and_files_are_one_line(prepared, tmp_path, module, ca
         (["--bogus=1"], "unrecognized arguments: --bogus=1"),
     ],
 )
-def test_bad_prepare_flags_are_one_line(prepared, tmp_path, args, message):
+def test_bad_prepare_flags_are_one_line(cli, prepared, tmp_path, args, message):
     keys = {**prepared, "dir": str(tmp_path / "data")}
     flags = [f"--{k}={v}" for k, v in keys.items() if not args[0].startswith(f"--{k}=")]
-    line = _refusal(_run("data_gen.prepare", *flags, *args))
+    line = _refusal(_run(cli, "data_gen.prepare", *flags, *args))
     assert line.startswith("data_gen.prepare: ") and message in line, line
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("module", ["experiments.sweep", "experiments.demo", "data_gen.prepare"])
+def test_real_entry_points_refuse_in_one_line(prepared, tmp_path, module):
+    """As the forked cases, from a process of its own (no warm imports)."""
+    if module == "data_gen.prepare":
+        args = [f"--{k}={v}" for k, v in {**prepared, "dir": str(tmp_path / "data")}.items()] + ["--num_people=0"]
+        message = "data.num_people=0: must be an int >= 1"
+    else:
+        args = [*_sweep_args(tmp_path, _sweep_file(tmp_path, {**_point(prepared), "data.ratio": 1.5}))]
+        message = "data.ratio=1.5: the mixing ratio must be in [0, 1]"
+    line = _refusal(_run(None, module, *args))
+    assert line.startswith(f"{module}: ") and message in line, line

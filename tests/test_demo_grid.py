@@ -2,8 +2,6 @@
 CLI's --plan, and checked point by point against what each verdict needs (analysis/verdicts.py)."""
 
 import collections
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,11 +16,8 @@ SPEC = "experiments/configs/demo.py"
 
 
 @pytest.mark.parametrize("arg", ["calibrate", "main"])
-def test_the_sweep_cli_plans_each_phase(arg):
-    out = subprocess.run(
-        [sys.executable, "-m", "experiments.sweep", f"--sweep={SPEC}:{arg}", "--plan"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+def test_the_sweep_cli_plans_each_phase(cli, arg):
+    out = cli.run("experiments.sweep", f"--sweep={SPEC}:{arg}", "--plan")
     assert out.returncode == 0, out.stderr[-2000:]
     sweep = load_sweep(f"{SPEC}:{arg}")
     assert all(rid in out.stdout for rid in sweep.run_ids())

@@ -96,12 +96,8 @@ def test_presets_build_and_differ_in_what_they_study(name):
         assert np.all([p["train.init_from"] == sweep.fixed["train.init_from"] for p in sweep.points])
 
 
-def test_the_driver_refuses_an_unknown_finding_in_one_line(tmp_path):
-    import subprocess
-    import sys
-
-    cmd = [sys.executable, "-m", "experiments.findings", "--only=subsample,bogus", f"--runs_dir={tmp_path}"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+def test_the_driver_refuses_an_unknown_finding_in_one_line(cli, tmp_path):
+    out = cli.run("experiments.findings", "--only=subsample,bogus", f"--runs_dir={tmp_path}", timeout_s=120)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines() == [
         "experiments.findings: --only=subsample,bogus: unknown findings ['bogus']; known: "

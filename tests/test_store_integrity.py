@@ -3,8 +3,6 @@
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +84,7 @@ def test_a_store_built_without_integrity_records_records_them_once_and_is_checke
         TokenStore.open(store, Bytes())
 
 
-def test_the_cli_reports_a_damaged_store_in_one_line_with_exit_status_2(data_dir, tmp_path):
+def test_the_cli_reports_a_damaged_store_in_one_line_with_exit_status_2(cli, data_dir, tmp_path):
     from data_gen.prepare import prepare
     from experiments.configs import tiny
     from mixlab import config as config_lib
@@ -101,12 +99,9 @@ def test_the_cli_reports_a_damaged_store_in_one_line_with_exit_status_2(data_dir
     config_lib.override(c, overrides)
     tokens_bin = prepare(c.data).web_train.directory / "train" / "tokens.bin"
     _same_size_other_content(tokens_bin)
-    out = subprocess.run(
-        [sys.executable, "-m", "mixlab.main", "--config=experiments/configs/tiny.py:runlocal"]
-        + [f"--workdir={tmp_path}/run", "--jax_cache_dir=", "--config.sharding.num_devices=1"]
-        + [f"--config.{k}={v}" for k, v in overrides.items()],
-        cwd=ROOT, env={**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True,
-        timeout=300,
+    out = cli.run(
+        "mixlab.main", "--config=experiments/configs/tiny.py:runlocal", f"--workdir={tmp_path}/run",
+        "--jax_cache_dir=", "--config.sharding.num_devices=1", *[f"--config.{k}={v}" for k, v in overrides.items()],
     )  # fmt: skip
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
     last = out.stderr.strip().splitlines()[-1]

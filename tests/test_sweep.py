@@ -449,25 +449,6 @@ def test_paper_grids_cover_the_papers_sizes_and_ratios():
         load_sweep("experiments/configs/paper_grid.py:2m")
 
 
-@pytest.mark.slow
-def test_real_two_run_sweep_on_runlocal(tmp_path, monkeypatch):
-    """mixlab.main through the sweep: data prepared once, both runs complete, the table has their eval rows."""
-    from experiments.configs.common import cost_summary
-
-    monkeypatch.chdir(REPO)
-    jax.devices()  # this process keeps its 8 virtual devices (the points are validated here) ...
-    monkeypatch.setenv("XLA_FLAGS", "")  # ... while each run gets one CPU device
-    sweep = Sweep(name="real", config="experiments/configs/tiny.py:runlocal", points=grid({"data.ratio": [0.2, 0.8]}))
-    assert run_sweep(sweep, tmp_path, workers=2, progress=False) == {"ratio=0.2": "complete", "ratio=0.8": "complete"}
-    df = pd.read_csv(tmp_path / "real" / results.CSV_FILE)
-    config = point_config(sweep, sweep.points[0])
-    assert df["step"].tolist() == [15, 30, 15, 30] and df["final"].tolist() == [False, True, False, True]
-    assert set(df["params_total"]) == {cost_summary(config)["params_total"]}
-    final = df[df.final].set_index("ratio")
-    assert final.loc[0.8, "exposures"] > 3 * final.loc[0.2, "exposures"] > 0
-    assert run_sweep(sweep, tmp_path, workers=2, progress=False) == {"ratio=0.2": "skipped", "ratio=0.8": "skipped"}
-
-
 def test_ensemble_groups_keep_order_and_group_only_compatible_runs():
     from experiments.sweep import ensemble_groups
 
@@ -489,26 +470,38 @@ def test_ensemble_groups_keep_order_and_group_only_compatible_runs():
     assert [[r for r, _ in g] for g in ensemble_groups(pending, config_of, 1)] == [[i] for i in ids]
 
 
-def test_an_ensemble_sweep_gives_the_table_of_separate_runs(tmp_path, monkeypatch, size=3):
-    """Three points (ratios and seeds) of the real trainer, alone and as one ensemble: the same results table."""
+@pytest.mark.slow
+def test_real_sweep_alone_and_as_an_ensemble_gives_one_table(tmp_path, monkeypatch):
+    """mixlab.main through the sweep, two points (ratios and seeds) of runlocal: trained alone (2 workers), data
+    prepared once, both runs complete with their eval rows and skipped on a rerun; trained as one ensemble, the same
+    results table."""
+    from experiments.configs.common import cost_summary
+
     monkeypatch.chdir(REPO)
     jax.devices()  # this process keeps its 8 virtual devices (the points are validated here) ...
     monkeypatch.setenv("XLA_FLAGS", "")  # ... while each run gets one CPU device
-    points = [{"data.ratio": r, "seed": s} for r, s in [(0.2, 0), (0.5, 1), (0.8, 2)]]
+    points = [{"data.ratio": 0.2, "seed": 0}, {"data.ratio": 0.8, "seed": 1}]
+    sweep = Sweep(name="real", config="experiments/configs/tiny.py:runlocal", points=points)
+    ids = sweep.run_ids()
     tables = {}
-    for k in (1, size):
-        sweep = Sweep(name="ens", config="experiments/configs/tiny.py:runlocal", points=points)
-        outcomes = run_sweep(sweep, tmp_path / str(k), workers=1, ensemble=k, progress=False)
-        assert set(outcomes.values()) == {"complete"}
-        df = pd.read_csv(tmp_path / str(k) / sweep.name / results.CSV_FILE)
+    for k in (1, 2):
+        runs = tmp_path / str(k)
+        assert run_sweep(sweep, runs, workers=2, ensemble=k, progress=False) == dict.fromkeys(ids, "complete")
+        df = pd.read_csv(runs / sweep.name / results.CSV_FILE)
         tables[k] = df.drop(columns=[c for c in df.columns if "time" in c or c in ("tokens_per_s", "mfu")])
-    a, b = tables[1], tables[size]
-    assert list(a.columns) == list(b.columns) and len(a) == len(b) == 6
+    assert run_sweep(sweep, tmp_path / "1", workers=2, progress=False) == dict.fromkeys(ids, "skipped")
+    df = tables[1]
+    assert df["step"].tolist() == [15, 30, 15, 30] and df["final"].tolist() == [False, True, False, True]
+    assert set(df["params_total"]) == {cost_summary(point_config(sweep, points[0]))["params_total"]}
+    final = df[df.final].set_index("ratio")
+    assert final.loc[0.8, "exposures"] > 3 * final.loc[0.2, "exposures"] > 0
+
+    a, b = tables[1], tables[2]
+    assert list(a.columns) == list(b.columns)
     numeric = a.select_dtypes("number").columns
     pd.testing.assert_frame_equal(a.drop(columns=numeric), b.drop(columns=numeric))
     pd.testing.assert_frame_equal(a[numeric], b[numeric], rtol=1e-4, atol=1e-5)
-    log = (tmp_path / str(size) / "ens" / "ratio=0.5,seed=1" / "train.log").read_text()
-    assert "trained in an ensemble" in log
+    assert "trained in an ensemble" in (tmp_path / "2" / sweep.name / ids[1] / "train.log").read_text()
 
 
 def test_a_run_held_by_another_process_is_skipped_untouched_then_trained(fake, tmp_path):

@@ -172,7 +172,7 @@ def test_the_cli_refuses_in_one_line_with_exit_status_2(tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
-    )
+    )  # a process of its own; the cases below are forked by the `cli` fixture
     assert out.returncode == 2
     expected = "mixlab: optim.schedule='cosinee': must be one of ('wsd', 'cosine', 'constant')"
     assert out.stderr.strip().splitlines()[-1] == expected
@@ -191,12 +191,8 @@ def test_the_cli_refuses_in_one_line_with_exit_status_2(tmp_path):
         (["--config=experiments/configs/tiny.py:runlocal", "--config.optim.lrr=1"], "nearest known keys: optim.lr,"),
     ],
 )
-def test_bad_config_files_and_unknown_keys_are_one_line(tmp_path, args, message):
-    out = subprocess.run(
-        [sys.executable, "-m", "mixlab.main", *args, f"--workdir={tmp_path}/run"],
-        cwd=ROOT, env={**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True,
-        timeout=120,
-    )  # fmt: skip
+def test_bad_config_files_and_unknown_keys_are_one_line(cli, tmp_path, args, message):
+    out = cli.run("mixlab.main", *args, f"--workdir={tmp_path}/run", timeout_s=120)
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
     assert message in out.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "run").exists()
