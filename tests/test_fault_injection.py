@@ -10,11 +10,12 @@ fixed-seed rng:
 - in a checkpoint write: a random delay after the tmp folder of this launch's 1st or 2nd checkpoint appears
   (orbax writes `<step>.orbax-checkpoint-tmp` in the background and renames it when done); the kill counts as one
   in a write only if that folder is still there after the kill;
-- in the results aggregation, once TRAINER_KILLS kills went to trainers: a random delay after the sweep's
-  temporary results file appears (counted as mid-write if a temporary file is left behind).
+- in the results aggregation: a random delay after the sweep's temporary results file appears (counted as mid-write
+  if a temporary file is left behind), in the same invocation when a step or checkpoint kill hit only the trainer
+  (the sweep records the run failed and writes its table), and alone once TRAINER_KILLS kills went to trainers.
 Step and checkpoint kills hit the trainer (the sweep records the run failed and goes on) or the sweep (its
-trainers die with it, mixlab.host.die_with_parent); the results aggregation runs in the sweep. After every kill the
-sweep is rerun, as a user would; at the end it finishes the runs and its table must equal a clean sweep's, cell for
+trainers die with it, mixlab.host.die_with_parent); the results aggregation runs in the sweep. After every killed
+sweep it is rerun, as a user would; at the end it finishes the runs and its table must equal a clean sweep's, cell for
 cell, except the timing columns TIMING_COLUMNS. Data (data/) and compiled programs (.cache/jax) are the
 repository's caches, as for a user's runlocal run.
 
@@ -227,13 +228,13 @@ def test_sigkills_at_random_moments_then_reruns_give_the_clean_table(tmp_path):
         proc = sweeps.start()
         invocations += 1
         try:
+            hit = None
             if pending and trainer_kills < TRAINER_KILLS:
                 moment, victim = rng.choice(["step", "checkpoint"]), rng.choice(pending)
                 hit = _kill_trainer_moment(proc, rng, moment, victim)
-            else:
-                hit = _kill_table_moment(sweeps, proc, rng)
-            if hit:
-                kills[hit] += 1
+                kills.update([hit] if hit else [])
+            if proc.poll() is None and (hit is None or "trainer killed" in hit):  # the sweep goes on: its table
+                kills.update([hit] if (hit := _kill_table_moment(sweeps, proc, rng)) else [])
             proc.wait(timeout=600)
         finally:
             _kill_group(proc)
