@@ -34,14 +34,12 @@ from mixlab import attention as attention_lib
 
 # One table of size presets. Pythia sizes follow the published configs; "50m", "95m", "120m", "256m" are our
 # Pythia-style shapes (head dim 64; names give the total count at V=50304). Tiny presets "t<N>" are named by their
-# NON-EMBEDDING parameter count (vocab-independent); the 2-layer ones use head dim 16 so that rotary dims = 4, except
-# t39k (D = 40: head dim 8, as t20k's).
+# NON-EMBEDDING parameter count (vocab-independent); the 2-layer ones use head dim 16 so that rotary dims = 4.
 SIZES: dict[str, dict[str, int]] = {
     # tiny CPU presets (name = non-embedding parameters)
     "t7k": dict(num_layers=2, D=16, H=1),
     "t20k": dict(num_layers=1, D=40, H=5),
     "t25k": dict(num_layers=2, D=32, H=2),
-    "t39k": dict(num_layers=2, D=40, H=5),
     "t57k": dict(num_layers=2, D=48, H=3),
     "t100k": dict(num_layers=2, D=64, H=4),
     "t156k": dict(num_layers=2, D=80, H=5),

@@ -17,20 +17,20 @@ Every point trains the tiny config (experiments/configs/tiny.py): 2-layer GPT-Ne
 per decade of steps.
 
 Why this grid (fixed here, before any prediction; BUILD_NOTES.md "The main job" has the measured results):
-- 6 sizes (t7k ... t156k, 24x in non-embedding parameters): the r* and M* power laws get >= 4 points and the
-  jump test in M its 6 sizes; t7k sits below the transition at every r (capacity-limited), so a column of the
-  phase diagram rises from ~0. t224k, the costliest, is left to the science preset (the v2 grid had it, and not
-  t39k).
+- 6 sizes (t7k ... t224k, 34x in non-embedding parameters): the r* and M* power laws get >= 4 points and the
+  jump test in M its 6 sizes (analysis.jump.MIN_POINTS); t7k sits below the transition at every r
+  (capacity-limited), so a column of the phase diagram rises from ~0. Every size has head dim 16: a D = 40 model
+  with head dim 8 tried between t25k and t57k memorized less at r = 1 than t25k (0.21 vs 0.76; BUILD_NOTES.md).
 - r = 0.2 ... 0.8 in steps of 0.1: even in r, so denser in log r (the fits' axis) at the high ratios where these
   sizes rise, 7 >= 6 points per size; r = 0.1 (0 at every size in the v2 grid) is left out.
 - 2 seeds at the pair of ratios around each size's expected r* (BRACKET, from the v2 grid), so that seed scatter
   enters the intervals where it matters.
 - r = 0 (2 seeds) and r = 1 at every size, same budget: the web-loss law and the stored bits per parameter.
 - Expected (the v2 grid, BUILD_NOTES.md "The main job"): accuracy 0 at r = 0.2 for every size and at every r for
-  t7k; r* = 0.63 / 0.52 / 0.48 / 0.45 for t25k ... t156k; the long r = 0.2 run (118 exposures per person, those of
-  r = 0.8 in the grid) 0.28 against 0.85 at r = 0.8.
-- Cost: `make demo` on the 2-core machine, BUILD_NOTES.md "The main job" v3 (the v2 grid, 6 sizes and r = 0.1, took
-  22 minutes); `--plan` prints FLOPs.
+  t7k; r* = 0.63 / 0.52 / 0.48 / 0.45 / 0.41 for t25k ... t224k; the long r = 0.2 run (118 exposures per person,
+  those of r = 0.8 in the grid) 0.28 against 0.85 at r = 0.8.
+- Cost: the v2 grid (this one with r = 0.1) took 22 minutes for `make demo` on the 2-core machine, over the
+  15-minute budget; this one is not yet measured (BUILD_NOTES.md "The main job"); `--plan` prints FLOPs.
 """
 
 from experiments.sweep import Sweep, grid
@@ -38,13 +38,13 @@ from experiments.sweep import Sweep, grid
 PEOPLE = 30
 BASE = f"experiments/configs/tiny.py:lr=0.01,people={PEOPLE}"
 TOKENS = 600_000
-SIZES = ["t7k", "t25k", "t39k", "t57k", "t100k", "t156k"]
+SIZES = ["t7k", "t25k", "t57k", "t100k", "t156k", "t224k"]
 RATIOS = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
 SEEDS = [0, 1]
-# The two grid ratios around each size's expected r*: the v2 grid's r* (0.63 t25k, 0.52 t57k, 0.48 t100k, 0.45 t156k);
-# t39k between t25k and t57k; t7k, which did not rise, at the top of the grid.
-BRACKET = {"t7k": (0.7, 0.8), "t25k": (0.6, 0.7), "t39k": (0.5, 0.6), "t57k": (0.5, 0.6), "t100k": (0.4, 0.5),
-           "t156k": (0.4, 0.5)}  # fmt: skip
+# The two grid ratios around each size's expected r*: the v2 grid's r* (0.63 t25k, 0.52 t57k, 0.48 t100k, 0.45 t156k,
+# 0.41 t224k); t7k, which did not rise, at the top of the grid.
+BRACKET = {"t7k": (0.7, 0.8), "t25k": (0.6, 0.7), "t57k": (0.5, 0.6), "t100k": (0.4, 0.5), "t156k": (0.4, 0.5),
+           "t224k": (0.3, 0.4)}  # fmt: skip
 # Equal exposures: r = 0.2 trained 4x longer gets the exposures per person of r = 0.8 in the grid.
 EQUAL_EXPOSURE = {"model.size": "t57k", "data.ratio": 0.2, "train.tokens": 4 * TOKENS}
 FIXED = {"eval.num_people": -1, "train.eval_per_decade": 4}  # every point; kept out of the run ids
@@ -53,7 +53,7 @@ FIXED = {"eval.num_people": -1, "train.eval_per_decade": 4}  # every point; kept
 SCIENCE_PEOPLE = 120
 SCIENCE_BASE = f"experiments/configs/tiny.py:lr=0.01,people={SCIENCE_PEOPLE}"
 SCIENCE_TOKENS = TOKENS * SCIENCE_PEOPLE // PEOPLE
-SCIENCE_SIZES = [*SIZES, "t224k", "t400k"]
+SCIENCE_SIZES = [*SIZES, "t400k"]
 SCIENCE_SEEDS = [0, 1, 2]
 
 
