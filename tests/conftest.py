@@ -8,7 +8,15 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # scipy fits: one BLAS thread is faster on 2 shared cores
 
 
-import pytest  # noqa: E402 -- after the environment is set
+import jax  # noqa: E402 -- after the environment is set
+import pytest  # noqa: E402
+
+# One persistent compilation cache for the session's in-process runs: the many tests that train the same tiny shapes
+# compile each program once (the CLI runs have the repository's .cache/jax, as a user's).
+jax.config.update(
+    "jax_compilation_cache_dir", os.path.join(os.path.dirname(os.path.dirname(__file__)), ".cache", "jax-tests")
+)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
 @pytest.fixture(scope="module")
