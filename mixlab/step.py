@@ -196,9 +196,11 @@ def jit_train_step(shardings: dict, batch_sharding: NamedSharding, mesh) -> Any:
 
 # ------------------------------------------------------------------------------------------------------ ensembles
 # K runs of one StepSpec in one program: every array of the state and the batch gains a leading member axis (K),
-# unsharded, and the step is train_step under vmap. Each member has its own parameters, optimizer state, RNG and
-# batches; nothing is shared across the member axis, so a member's numbers are those of its run alone (to float
-# tolerance: batched matmuls may sum in another order).
+# unsharded, and the step is train_step of every member: vmapped on accelerators (one batched program fills the
+# device), looped (lax.map) on CPU, where one core gains nothing from batching and vmap's batched matmuls ran 30-40%
+# slower per token than separate runs at K = 8 (BUILD_NOTES.md "What ensembles buy on this CPU"). Each member has its
+# own parameters, optimizer state, RNG and batches; nothing is shared across the member axis, so a member's numbers
+# are those of its run alone (to float tolerance: batched matmuls may sum in another order).
 
 
 def stack_sharding(s: NamedSharding) -> NamedSharding:
@@ -206,9 +208,17 @@ def stack_sharding(s: NamedSharding) -> NamedSharding:
     return NamedSharding(s.mesh, PartitionSpec(None, *s.spec))
 
 
-def ensemble_train_step(spec: StepSpec, state_K: dict, packed_KxBx4xL: jax.Array) -> tuple[dict, jax.Array]:
-    """train_step of every member: (state_K, metrics [K, len(STEP_METRICS)])."""
-    return jax.vmap(functools.partial(train_step, spec))(state_K, packed_KxBx4xL)
+def ensemble_train_step(
+    spec: StepSpec, state_K: dict, packed_KxBx4xL: jax.Array, vectorize: bool | None = None
+) -> tuple[dict, jax.Array]:
+    """train_step of every member: (state_K, metrics [K, len(STEP_METRICS)]); vmapped if `vectorize` (default: on
+    any backend but the CPU), else one member after another."""
+    member_step = functools.partial(train_step, spec)
+    if vectorize is None:
+        vectorize = jax.default_backend() != "cpu"
+    if vectorize:
+        return jax.vmap(member_step)(state_K, packed_KxBx4xL)
+    return jax.lax.map(lambda member: member_step(*member), (state_K, packed_KxBx4xL))
 
 
 def _init_ensemble(spec: StepSpec, key_data_K: jax.Array) -> dict:
