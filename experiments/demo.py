@@ -1,6 +1,6 @@
 """The main job (`make demo`): the theory's prediction first, then the mixtures, then every claim tested.
 
-    python -m experiments.demo [--runs_dir=runs] [--workers=0] [--ensemble=5]
+    python -m experiments.demo [--runs_dir=runs] [--workers=0] [--ensemble=10]
         [--calibration=experiments/configs/demo.py:calibrate] [--sweep=experiments/configs/demo.py:main]
 
 0. Data: builds (once) the default web corpus, the tokenizer and SynBio, and previews them: rendered biographies,
@@ -49,7 +49,9 @@ _CALIBRATION = flags.DEFINE_string(
     "experiments/configs/demo.py:calibrate",
     "the r = 0 / r = 1 sweep run first, whose fits predict r* before the mixtures ('' = no calibration phase)",
 )
-_ENSEMBLE = flags.DEFINE_integer("ensemble", 5, "train up to this many compatible runs in one process (>= 1)")
+_ENSEMBLE = flags.DEFINE_integer(
+    "ensemble", 10, "train up to this many compatible runs in one process (>= 1; 10: each size's mixtures in one)"
+)
 
 KNOWLEDGE_OPEN, KNOWLEDGE_CLOSE = "\u00ab", "\u00bb"  # marks knowledge spans in the decoded batch
 

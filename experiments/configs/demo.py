@@ -58,16 +58,23 @@ SCIENCE_SEEDS = [0, 1, 2]
 
 
 def _calibration(sizes: list[str], seeds: list[int]) -> list[dict]:
-    web = grid({"model.size": sizes, "data.ratio": [0.0], "seed": seeds})
-    return web + grid({"model.size": sizes, "data.ratio": [1.0], "seed": seeds[:1]})
+    """The largest size first (the costliest ensemble starts first: less idle time at the end)."""
+    points = []
+    for size in reversed(sizes):
+        points += grid({"model.size": [size], "data.ratio": [0.0], "seed": seeds})
+        points += grid({"model.size": [size], "data.ratio": [1.0], "seed": seeds[:1]})
+    return points
 
 
 def _mixtures() -> list[dict]:
-    points = [EQUAL_EXPOSURE]  # the longest run first
-    for size in SIZES:
-        points += grid({"model.size": [size], "data.ratio": RATIOS, "seed": SEEDS[:1]})
-        points += grid({"model.size": [size], "data.ratio": list(BRACKET[size]), "seed": SEEDS[1:]})
-    return points
+    """Each size's ratios and bracket seeds (one ensemble with --ensemble=10), the costliest size first, then the
+    long equal-exposure run, which trains alone beside the first ensembles."""
+    per_size = [
+        grid({"model.size": [size], "data.ratio": RATIOS, "seed": SEEDS[:1]})
+        + grid({"model.size": [size], "data.ratio": list(BRACKET[size]), "seed": SEEDS[1:]})
+        for size in reversed(SIZES)
+    ]
+    return [*per_size[0], EQUAL_EXPOSURE, *(p for points in per_size[1:] for p in points)]
 
 
 def _sweep(name: str, base: str, points: list[dict], tokens: int) -> Sweep:
