@@ -29,8 +29,8 @@ Why this grid (fixed here, before any prediction; BUILD_NOTES.md "The main job" 
 - Expected (the v2 grid, BUILD_NOTES.md "The main job"): accuracy 0 at r = 0.2 for every size and at every r for
   t7k; r* = 0.63 / 0.52 / 0.48 / 0.45 / 0.41 for t25k ... t224k; the long r = 0.2 run (118 exposures per person,
   those of r = 0.8 in the grid) 0.28 against 0.85 at r = 0.8.
-- Cost: the v2 grid (this one with r = 0.1) took 22 minutes for `make demo` on the 2-core machine, over the
-  15-minute budget; this one is not yet measured (BUILD_NOTES.md "The main job"); `--plan` prints FLOPs.
+- Cost: measured 17.5 minutes for `make demo` from a fresh clone on the 2-core machine (BUILD_NOTES.md "The main
+  job", v3), over the 15-minute budget; `--plan` prints FLOPs.
 """
 
 from experiments.sweep import Sweep, grid
