@@ -51,3 +51,21 @@ def fake_packages(tmp_path, monkeypatch):
 
     install_fake_packages(tmp_path / "data", monkeypatch)
     return tmp_path / "data"
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Under `--dist worksteal` each of the n workers gets one contiguous share of the collection, in order, and
+    steals from the others' tails: the slow tests (each a minute or more) lead the shares, so that none starts last."""
+    n = getattr(config, "workerinput", {}).get("workercount", 1)  # set in each xdist worker, which collects
+    if n < 2:
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    rest = [item for item in items if not item.get_closest_marker("slow")]
+    bounds = [len(items) * w // n for w in range(n + 1)]
+    shares, taken = [], 0
+    for w in range(n):
+        lead = slow[w::n]
+        fill = bounds[w + 1] - bounds[w] - len(lead)
+        shares += [*lead, *rest[taken : taken + fill]]
+        taken += fill
+    items[:] = shares

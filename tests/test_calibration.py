@@ -48,6 +48,7 @@ def test_intervals_of_x_star_and_w_cover_the_truth(design, replicates):
     assert cover["fitted"] >= 0.98 and cover["x_star"] >= 0.93 and cover["w"] >= 0.93, cover
 
 
+@pytest.mark.slow  # REPLICATES simulated sweeps of 6 sizes: ~45 s
 def test_power_law_exponents_cover_the_truth_and_a_constant_width_does_not_sharpen():
     cover = scaling_coverage(lambda m: 0.15, REPLICATES)
     assert cover["exponent"] >= 0.93 and cover["width_slope"] >= 0.93, cover
