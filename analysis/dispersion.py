@@ -12,8 +12,11 @@ gives intervals, tests and information criteria the spread the data have; phi = 
 - seeds: where >= 2 runs share an x, Pearson's X^2 of the runs about their x's pooled accuracy divided by its
   degrees of freedom (sum over x of runs - 1); from an external table's `acc_sd` over `n_seeds` seeds, the same
   ratio from each row's sd.
-phi = max(1, items, seeds). The seed estimate is a chi-square with `seed_df` degrees of freedom, which the
-bootstrap propagates (analysis.curves.resample).
+- misfit: where a fitted sigmoid fails its goodness of fit (analysis.thresholds.fit_thresholds), its Pearson
+  X^2 / df, the quasi-likelihood estimate of phi: the scatter the runs show about the curve, as when one run per x
+  cannot show its seed scatter.
+phi = max(1, items, seeds, misfit). The seed and misfit estimates are chi-squares on `seed_df` and `misfit_df`
+degrees of freedom, which the bootstrap propagates (analysis.curves.resample).
 """
 
 from __future__ import annotations
@@ -34,19 +37,28 @@ class Dispersion:
     items: float = 1.0
     seeds: float = np.nan
     seed_df: float = 0.0
+    misfit: float = np.nan
+    misfit_df: float = 0.0
 
     @property
     def phi(self) -> float:
-        return float(max(1.0, self.items, self.seeds if np.isfinite(self.seeds) else 1.0))
+        return float(np.nanmax([1.0, self.items, self.seeds, self.misfit]))
+
+    @property
+    def from_misfit(self) -> bool:
+        others = np.nanmax([self.items, self.seeds])
+        return bool(np.isfinite(self.misfit) and self.misfit_df > 0 and self.misfit >= others)
 
     @property
     def from_seeds(self) -> bool:
-        return bool(np.isfinite(self.seeds) and self.seed_df > 0 and self.seeds >= self.items)
+        return bool(np.isfinite(self.seeds) and self.seed_df > 0 and self.seeds >= self.items and not self.from_misfit)
 
     def describe(self) -> str:
         parts = [f"items {self.items:.2f}"]
         if np.isfinite(self.seeds):
             parts.append(f"seeds {self.seeds:.2f} on {self.seed_df:g} df")
+        if np.isfinite(self.misfit):
+            parts.append(f"lack of fit {self.misfit:.2f} on {self.misfit_df:g} df")
         return f"dispersion {self.phi:.2f} ({', '.join(parts)})"
 
 

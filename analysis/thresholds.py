@@ -12,7 +12,7 @@ analysis.fitting.FitWarning.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,7 @@ from analysis.fitting import EPS, batched_minimize, binomial_loglik, binomial_ob
 from analysis.jump import DEFAULT_BOUND, JumpTest, jump_test, power_rise
 
 LN9 = float(np.log(9.0))
+MIN_FIT_P = 0.01  # goodness-of-fit p below which a sigmoid's lack of fit becomes its dispersion (fit_thresholds)
 PARAMS = ("x_star", "w", "lo", "hi")
 
 
@@ -248,8 +249,12 @@ def resampling(disp: Dispersion, over: str, unit: str, replicated: bool = False)
     """
     if unit == "person":
         return dict(over=over, unit=unit), "people (items of a person perfectly correlated)"
+    over_items = "items" if over in ("both", "items") else over
+    if disp.from_misfit:
+        kw = dict(over=over_items, unit=unit, phi=disp.phi, phi_df=disp.misfit_df)
+        return kw, f"effective items n/{disp.phi:.2f} (phi from the sigmoid's lack of fit on {disp.misfit_df:g} df)"
     if disp.from_seeds:
-        kw = dict(over="items" if over in ("both", "items") else over, unit=unit, phi=disp.phi, phi_df=disp.seed_df)
+        kw = dict(over=over_items, unit=unit, phi=disp.phi, phi_df=disp.seed_df)
         return kw, f"effective items n/{disp.phi:.2f} (phi from the seed scatter on {disp.seed_df:g} df)"
     text = "runs at each x, then " if over in ("both", "seeds") and replicated else ""
     return dict(over=over, unit=unit, phi=disp.items), f"{text}effective items n/{disp.items:.2f} (person clustering)"
@@ -497,22 +502,28 @@ def _merged_cells(expect_k: np.ndarray, expect_miss: np.ndarray) -> np.ndarray:
     return cell
 
 
-def goodness_of_fit(fit: SigmoidFit, curve: Curve) -> float:
-    """p-value of the sigmoid's Pearson X^2 / phi on C - 4 degrees of freedom (NaN without spare cells). The cells
+def pearson_misfit(fit: SigmoidFit, curve: Curve) -> tuple[float, int]:
+    """(the sigmoid's Pearson X^2 / phi, its C - 4 degrees of freedom); (NaN, 0) without spare cells. The cells
     are the pooled x, adjacent ones merged until each expects >= MIN_EXPECTED effective (count / phi) correct and
     wrong answers: Pearson terms of a tail cell expecting 0.1 answers are not chi-square (one clustered person
     answering gave terms of 100)."""
     xs, k, n = curve.pooled()
     if not fit.ok or len(xs) <= 4:
-        return np.nan
+        return np.nan, 0
     phi = fit.dispersion.phi
     p = np.clip(fit.predict(xs), EPS, 1 - EPS)
     cell = _merged_cells(n * p / phi, n * (1 - p) / phi)
-    cells = cell[-1] + 1
+    cells = int(cell[-1] + 1)
     if cells <= 4:
-        return np.nan
+        return np.nan, 0
     k_c, e_c, v_c = (np.bincount(cell, w, cells) for w in (k, n * p, n * p * (1 - p)))
-    return float(chi2.sf(np.sum((k_c - e_c) ** 2 / v_c) / phi, cells - 4))
+    return float(np.sum((k_c - e_c) ** 2 / v_c) / phi), cells - 4
+
+
+def goodness_of_fit(fit: SigmoidFit, curve: Curve) -> float:
+    """p-value of the sigmoid's Pearson X^2 / phi on its degrees of freedom (pearson_misfit; NaN without any)."""
+    x2, df = pearson_misfit(fit, curve)
+    return float(chi2.sf(x2, df)) if df else np.nan
 
 
 @dataclass
@@ -545,6 +556,10 @@ def _group_row(
     disp = estimate_dispersion(curve)
     fit = fit_sigmoid(curve, dispersion=disp, **kw)
     jump = jump_test(curve, dispersion=disp.phi, seed=kw["seed"], **jump_kw)
+    gof_p = goodness_of_fit(fit, curve)
+    if gof_p < MIN_FIT_P:  # quasi-likelihood: the scatter about the curve widens its intervals, estimates unchanged
+        x2, df = pearson_misfit(fit, curve)
+        fit = fit_sigmoid(curve, dispersion=replace(disp, misfit=disp.phi * x2 / df, misfit_df=df), **kw)
     gx = float(g[group_x].median()) if group_x else float(key) if np.isscalar(key) else np.nan
     row = {by: key, "M": gx, "n_points": len(curve.xs), "ok": fit.ok, "reason": fit.reason}
     row.update({p: getattr(fit, p) for p in PARAMS})
@@ -555,7 +570,7 @@ def _group_row(
     row.update(level=level, level_kind=level_kind, x_level=x_level, x_level_lo=x_level_lo, x_level_hi=x_level_hi)
     on_rise = int(np.sum(np.abs(np.log(curve.xs) - np.log(fit.x_star)) <= LN9 * fit.w)) if fit.ok else 0
     row.update(span_factor=fit.span_factor if fit.ok else np.nan, resolved=fit.resolved, points_on_rise=on_rise)
-    row.update(dispersion=disp.phi, unit=fit.unit, gof_p=goodness_of_fit(fit, curve))
+    row.update(dispersion=fit.dispersion.phi if fit.ok else disp.phi, unit=fit.unit, gof_p=gof_p)
     row.update(jump_tested=jump.tested, jump_p=jump.p_value, jump_p_se=jump.p_mc_se, jump_lr=jump.lr)
     crosses = {}
     for t in targets:

@@ -23,7 +23,6 @@ from analysis.growth import growth_by_size, tokens_to_target
 from analysis.io import final_rows, param_column
 from analysis.jump import MIN_POINTS, JumpTest, jump_test
 from analysis.scaling import (
-    MIN_FIT_P,
     PowerLawFit,
     WebLossFit,
     fit_power_law,
@@ -42,6 +41,7 @@ from analysis.theory import (
     predict,
 )
 from analysis.thresholds import (
+    MIN_FIT_P,
     SigmoidFit,
     ThresholdSet,
     fit_sigmoid,
@@ -609,7 +609,10 @@ def _verdict_frequency(a: Analysis) -> Verdict:
     claim = "The threshold frequency f* falls with M as M^-(alpha+1)"
     fs = a.frequency
     if fs is None:
-        why = "no power-law runs (per-group columns n_eval_group_<k>, data.power_law_groups > 0)"
+        why = (
+            "no power-law runs (per-group columns n_eval_group_<k>, data.power_law_groups > 0) in this table; the"
+            " sweep experiments/configs/findings.py:frequency (python -m experiments.findings) trains them"
+        )
         return Verdict(claim, "not testable", f"not testable: {why}")
     if fs.power is None:
         return Verdict(claim, "not testable", f"not testable: {fs.reason}")

@@ -9,6 +9,7 @@ import pytest
 from analysis.calibration import (
     ALTERNATIVES,
     NULLS,
+    WIDE_RATIOS,
     Design,
     interval_coverage,
     rejection_rate,
@@ -48,13 +49,20 @@ def test_intervals_of_x_star_and_w_cover_the_truth(design, replicates):
     assert cover["fitted"] >= 0.98 and cover["x_star"] >= 0.93 and cover["w"] >= 0.93, cover
 
 
-@pytest.mark.slow  # REPLICATES simulated sweeps of 6 sizes: ~45 s
-def test_power_law_exponents_cover_the_truth_and_a_constant_width_does_not_sharpen():
-    cover = scaling_coverage(lambda m: 0.15, REPLICATES)
-    assert cover["exponent"] >= 0.93 and cover["width_slope"] >= 0.93, cover
-    assert cover["sharpens"] <= MAX_FALSE_POSITIVES, cover
+@pytest.mark.slow  # 120 + 80 simulated sweeps of 5 sizes: ~45 s
+@pytest.mark.parametrize("run_tau, replicates", [(0.0, 120), (0.08, 80)])
+def test_power_law_exponents_cover_the_truth_and_a_constant_width_does_not_sharpen(run_tau, replicates):
+    """Also where each run's x* scatters (sd 0.08 in log x) and one seed cannot show it: the sigmoids that then
+    fail their goodness of fit carry it as dispersion, and the slope's interval widens with the scatter about the
+    line (analysis.scaling._slope_draws)."""
+    cover = scaling_coverage(lambda m: 0.15, replicates, design=Design(x=WIDE_RATIOS, run_tau=run_tau))
+    assert cover["exponent"] >= 0.93 and cover["sharpens"] <= MAX_FALSE_POSITIVES, cover
+    if not run_tau:  # with run scatter a width law often has < 2 resolved widths (sigmoids that fit) to rest on
+        assert cover["width_slope"] >= 0.93, cover
 
 
 def test_a_width_that_shrinks_with_size_sharpens():
+    """Power 0.86 here: the slope's t(n - 2) interval where the widths scatter beyond their own intervals costs
+    power (1.0 with a normal one, which covered a scattered exponent 78% of the time; BUILD_NOTES.md)."""
     cover = scaling_coverage(lambda m: 0.2 * (m / 1e6) ** -0.3, 50, seed=3)
-    assert cover["sharpens"] >= 0.9, cover
+    assert cover["sharpens"] >= 0.8 and cover["width_slope"] >= 0.93, cover

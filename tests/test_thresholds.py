@@ -1,8 +1,10 @@
 """Sigmoid thresholds, crossings, levels, steepness and honest failure (analysis.thresholds)."""
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.optimize import minimize
 from scipy.stats import t as t_dist
@@ -144,6 +146,35 @@ def test_x_at_a_level_and_goodness_of_fit():
     assert goodness_of_fit(fit, curve) > 0.01
     bumpy = Curve.from_arrays(GRID, curve.k * np.array([1, 1.6, 0.7, 1, 1.2, 0.9, 1, 1]).clip(0, 1), n)
     assert goodness_of_fit(fit_sigmoid(bumpy, n_boot=50), bumpy) < 1e-3
+
+
+def test_a_sigmoid_that_fails_its_fit_carries_its_lack_of_fit_as_dispersion():
+    """Runs scattered about the curve by more than their items' noise, one run per x (no seed scatter to see):
+    fit_thresholds refits with the Pearson X^2 / df as phi, so the threshold keeps its estimate, its interval
+    widens, and it enters the power law (threshold_power_law) instead of being dropped."""
+    from analysis.scaling import threshold_power_law
+
+    rng = np.random.default_rng(3)
+    sizes, rows = [1e6, 2e6, 4e6, 8e6], []
+    for m in sizes:
+        x_star = 0.3 * (m / 1e6) ** -0.5 * np.exp(0.15 * rng.standard_normal(len(GRID)))  # per-run shifts
+        k = rng.binomial(750, sigmoid_curve(GRID, x_star, 0.15, 0.01, 0.9))
+        rows += [{"size": f"{m:g}", "M": m, "ratio": x, "seed": 0, "n_correct": kk, "n_eval": 750, "acc": kk / 750}
+                 for x, kk in zip(GRID, k, strict=True)]  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        ts = fit_thresholds(pd.DataFrame(rows), "ratio", "size", group_x="M", targets=(), n_boot=200, jump_draws=0)
+        law = threshold_power_law(ts, n_boot=200)
+    t = ts.table
+    bad = t["gof_p"] < 0.01
+    assert bad.any() and t["ok"].all(), t[["size", "gof_p", "dispersion"]]
+    for key in t.loc[bad, "size"]:
+        fit = ts.fits[key]
+        assert fit.dispersion.from_misfit and fit.dispersion.phi > 2 and "lack of fit" in fit.unit
+        narrow = fit_sigmoid(ts.curves[key], n_boot=200, dispersion=replace(fit.dispersion, misfit=np.nan))
+        assert narrow.x_star == pytest.approx(fit.x_star, rel=1e-3)  # estimates unchanged, intervals wider
+        assert np.diff(fit.ci["x_star"])[0] > 1.3 * np.diff(narrow.ci["x_star"])[0]
+    assert law.ok and law.n_points == len(sizes), law.reason
 
 
 def test_goodness_of_fit_merges_tail_cells_and_monotonicity_carries_the_dispersion():
