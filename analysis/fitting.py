@@ -163,8 +163,11 @@ def huber(r: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def percentile_ci(samples: np.ndarray, level: float = 0.95, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bootstrap interval, ignoring NaN; +-inf samples are kept (an unbounded side stays unbounded)."""
+    """Percentile bootstrap interval, ignoring NaN (NaN where every sample is: no interval, no warning); +-inf
+    samples are kept (an unbounded side stays unbounded)."""
     alpha = (1.0 - level) / 2.0
-    lo = np.nanquantile(samples, alpha, axis=axis, method="inverted_cdf")
-    hi = np.nanquantile(samples, 1.0 - alpha, axis=axis, method="inverted_cdf")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+        lo = np.nanquantile(samples, alpha, axis=axis, method="inverted_cdf")
+        hi = np.nanquantile(samples, 1.0 - alpha, axis=axis, method="inverted_cdf")
     return lo, hi

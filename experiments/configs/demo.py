@@ -27,11 +27,11 @@ Why this grid (fixed here, before any prediction; BUILD_NOTES.md "The main job" 
   enters the intervals where it matters; t7k, which rose at no ratio in v2 or v3, has no r* to bracket.
 - r = 0 and r = 1 at every size, same budget: the web-loss law and the stored bits per parameter (their CIs from
   the spread over the 6 sizes).
-- Expected (the v2 grid, BUILD_NOTES.md "The main job"): accuracy 0 at r = 0.2 for every size and at every r for
+- Expected (the v3 grid, BUILD_NOTES.md "The main job"): accuracy ~0 at r = 0.3 for every size and at every r for
   t7k; r* = 0.63 / 0.52 / 0.48 / 0.45 / 0.41 for t25k ... t224k; the long r = 0.2 run (118 exposures per person,
   those of r = 0.8 in the grid) 0.28 against 0.85 at r = 0.8.
-- Cost: measured 17.5 minutes for `make demo` from a fresh clone on the 2-core machine (BUILD_NOTES.md "The main
-  job", v3), over the 15-minute budget; `--plan` prints FLOPs.
+- Cost: 14.0 minutes for `make demo` from a fresh clone on the 2-core machine, the venv installed (BUILD_NOTES.md
+  "The main job", v4); `--plan` prints FLOPs.
 """
 
 from experiments.sweep import Sweep, grid
