@@ -172,7 +172,7 @@ def phase_diagram(df: pd.DataFrame, tset: ThresholdSet | None = None, *, value: 
             ax.legend(loc="lower right")
     ax.set_xlabel("mixing ratio r")
     ax.set_ylabel("model size")
-    ax.set_title(f"Phase diagram: final memorization accuracy, main-budget runs ({seeds} per cell)")
+    ax.set_title(f"Phase diagram: final memorization accuracy\nmain-budget runs ({seeds} per cell)")
     return fig
 
 

@@ -199,7 +199,8 @@ def _thresholds_and_power_laws_md(a: Analysis, targets) -> list[str]:
             f"The r* that feeds the power law is the ratio where a size's sigmoid reaches {kinds}: a fixed fraction "
             "of what that size can learn at all, so r* keeps one meaning where a ceiling is not reached in the "
             "mixtures (the fitted midpoint would sit lower on the curve there). `fit p` is the sigmoid's "
-            "goodness of fit (Pearson / φ); φ the dispersion (analysis/dispersion.py).",
+            "goodness of fit (Pearson / φ); φ the dispersion (analysis/dispersion.py), which for a fit p below "
+            "0.01 is the sigmoid's lack of fit (the threshold enters the power law with that wider interval).",
             "",
         ]
     lines += ["## Power laws", ""]

@@ -1,4 +1,5 @@
-"""Process helpers shared by the tests that kill trainers and sweeps."""
+"""Process helpers shared by the tests: killing trainers and sweeps, and the warm interpreter that forks CLI runs
+(CliServer)."""
 
 import json
 import os
