@@ -23,6 +23,7 @@ import os
 import re
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import jax
 
@@ -48,22 +49,27 @@ def _env_int(name: str) -> int | None:
         raise ConfigError(f"environment variable {name}={value!r} is not an integer") from None
 
 
-def maybe_initialize(
+@dataclass(frozen=True)
+class Cluster:
+    """The processes a multi-process run was asked for; with `auto`, JAX detects the rest (None here)."""
+
+    coordinator_address: str | None
+    num_processes: int | None
+    process_id: int | None
+    auto: bool
+
+    def who(self) -> str:
+        return "this process" if self.auto else f"process {self.process_id} of {self.num_processes}"
+
+
+def requested(
     coordinator_address: str | None = None,
     num_processes: int | None = None,
     process_id: int | None = None,
     auto: bool = False,
-    timeout_s: int = DEFAULT_TIMEOUT_S,
-) -> bool:
-    """Call jax.distributed.initialize if asked to, every wait bounded by `timeout_s`; return whether it ran.
-
-    Must run before anything touches a JAX backend. Asked for: `auto`, MIXLAB_DISTRIBUTED=auto, or a coordinator
-    address (flag or JAX_COORDINATOR_ADDRESS), which then needs the process count and id as well. Bad arguments
-    are a ConfigError; processes that do not all join within `timeout_s` end this one (DistributedError, one line,
-    mixlab.cli.fail_now).
-    """
-    if not (isinstance(timeout_s, int) and timeout_s > 0):
-        raise ConfigError(f"--distributed_timeout_s={timeout_s!r}: must be an int > 0 (seconds)")
+) -> Cluster | None:
+    """The multi-process run the flags (or the JAX_* environment variables, or MIXLAB_DISTRIBUTED=auto) ask for,
+    None for a single process; ConfigError for arguments that cannot work."""
     coordinator_address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS") or None
     num_processes = num_processes if num_processes is not None else _env_int("JAX_NUM_PROCESSES")
     process_id = process_id if process_id is not None else _env_int("JAX_PROCESS_ID")
@@ -74,7 +80,7 @@ def maybe_initialize(
                 f"num_processes={num_processes}, process_id={process_id} given without a coordinator address "
                 "(--coordinator_address or JAX_COORDINATOR_ADDRESS)"
             )
-        return False
+        return None
     if not auto:
         if num_processes is None or process_id is None:
             raise ConfigError(
@@ -83,9 +89,46 @@ def maybe_initialize(
             )
         if not 0 <= process_id < num_processes:
             raise ConfigError(f"process_id={process_id} must be in [0, num_processes={num_processes})")
+    return Cluster(coordinator_address, num_processes, process_id, auto)
+
+
+def lost_peer_message(me: int, count: int, detail: str) -> str:
+    """The one line of a process whose collective with the others failed (collectives_checked, mixlab.supervise)."""
+    others = ", ".join(str(i) for i in range(count) if i != me)
+    lost = f"process {others}" if count == 2 else f"one of processes {others}"
+    return (
+        f"process {me} of {count}: lost {lost}: a collective with it did not complete (it died, or hangs past "
+        f"--distributed_timeout_s): {' '.join(detail.split())}"
+    )
+
+
+def maybe_initialize(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    auto: bool = False,
+    timeout_s: int = DEFAULT_TIMEOUT_S,
+) -> bool:
+    """Call jax.distributed.initialize if asked to (`requested`), every wait bounded by `timeout_s`; return whether
+    it ran.
+
+    Must run before anything touches a JAX backend. Bad arguments are a ConfigError; processes that do not all join
+    within `timeout_s` end this one (DistributedError, one line, mixlab.cli.fail_now).
+    """
+    if not (isinstance(timeout_s, int) and timeout_s > 0):
+        raise ConfigError(f"--distributed_timeout_s={timeout_s!r}: must be an int > 0 (seconds)")
+    cluster = requested(coordinator_address, num_processes, process_id, auto)
+    if cluster is None:
+        return False
+    coordinator_address, num_processes, process_id, auto = (
+        cluster.coordinator_address,
+        cluster.num_processes,
+        cluster.process_id,
+        cluster.auto,
+    )
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # only affects CPU devices
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_COLLECTIVE_TIMEOUT_FLAG}={timeout_s}".strip()
-    who = "this process" if auto else f"process {process_id} of {num_processes}"
+    who = cluster.who()
     where = "the detected coordinator" if auto else f"the coordinator at {coordinator_address}"
     late = DistributedError(
         f"{who}: not every process joined {where} within --distributed_timeout_s={timeout_s}; start all of them "
@@ -127,10 +170,4 @@ def collectives_checked() -> Iterator[None]:
     except jax.errors.JaxRuntimeError as e:
         if jax.process_count() == 1 or not _GLOO_FAILURE.search(str(e)):
             raise
-        me, count = jax.process_index(), jax.process_count()
-        others = ", ".join(str(i) for i in range(count) if i != me)
-        lost = f"process {others}" if count == 2 else f"one of processes {others}"
-        raise DistributedError(
-            f"process {me} of {count}: lost {lost}: a collective with it did not complete (it died, or hangs past "
-            f"--distributed_timeout_s): {' '.join(str(e).split())}"
-        ) from e
+        raise DistributedError(lost_peer_message(jax.process_index(), jax.process_count(), str(e))) from e

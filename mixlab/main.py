@@ -12,8 +12,10 @@ that another live process holds (run_folder.lock) is refused in one line naming 
 --coordinator_address/--num_processes/--process_id (or the JAX_* environment variables, or --distributed_auto) to
 every process; --distributed_timeout_s bounds every wait on the others (joining, each collective, the exit), so
 that a process that dies or never starts ends the others within it, in one line and exit status 1
-(mixlab/distributed.py). A config that cannot work is refused before anything is built, with one line naming the
-key and the allowed range, and exit status 2 (mixlab/cli.py; --debug shows the traceback).
+(mixlab/distributed.py); each process runs its work in a supervised child, so that a native abort in the collective
+runtime ends it with that one line too (mixlab/supervise.py). A config that cannot work is refused before anything
+is built, with one line naming the key and the allowed range, and exit status 2 (mixlab/cli.py; --debug shows the
+traceback).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from mixlab import cli, distributed, host, train
+from mixlab import cli, distributed, host, supervise, train
 from mixlab.config import ConfigError, flatten, load_config, loading, override
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config: path/to/config.py[:arg].")
@@ -56,7 +58,20 @@ _JAX_CACHE = flags.DEFINE_string(
 def main(argv: list[str]) -> None:
     with cli.one_line_errors("mixlab"):
         cli.no_arguments(argv)
+        cluster = distributed.requested(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _AUTO.value)
+        if cluster is not None and not supervise.is_child():
+            sys.exit(supervise.run_child(cluster, _workdirs()))
         _main()
+
+
+def _workdirs() -> list[str]:
+    """The run folders of --workdir or --members, as far as they parse (the child refuses a bad list)."""
+    if _WORKDIR.value is not None:
+        return [_WORKDIR.value]
+    try:
+        return [str(m["workdir"]) for m in json.loads(_MEMBERS.value or "[]")]
+    except (json.JSONDecodeError, TypeError, KeyError):
+        return []
 
 
 def _main() -> None:

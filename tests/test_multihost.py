@@ -136,7 +136,8 @@ def test_a_killed_process_ends_the_other_within_the_timeout(data_dir, tmp_path, 
                 "--distributed_timeout_s): "
             )
         ), err[-3000:]
-        assert re.search(r"Gloo [\w -]+ failed", err)  # a read error (the peer's socket reset), or the 10 s timeout
+        # a read error (the peer's socket reset), the 10 s timeout, or gloo's abort in its receive thread
+        assert re.search(r"Gloo [\w -]+ failed|gloo::", err), err[-3000:]
         assert json.loads((workdir / "status.json").read_text())["status"] == "failed"
     else:
         assert "coordination service" in err, err[-3000:]
