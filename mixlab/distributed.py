@@ -120,25 +120,18 @@ def maybe_initialize(
     cluster = requested(coordinator_address, num_processes, process_id, auto)
     if cluster is None:
         return False
-    coordinator_address, num_processes, process_id, auto = (
-        cluster.coordinator_address,
-        cluster.num_processes,
-        cluster.process_id,
-        cluster.auto,
-    )
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # only affects CPU devices
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_COLLECTIVE_TIMEOUT_FLAG}={timeout_s}".strip()
-    who = cluster.who()
-    where = "the detected coordinator" if auto else f"the coordinator at {coordinator_address}"
+    where = "the detected coordinator" if cluster.auto else f"the coordinator at {cluster.coordinator_address}"
     late = DistributedError(
-        f"{who}: not every process joined {where} within --distributed_timeout_s={timeout_s}; start all of them "
-        "with the same --coordinator_address and --num_processes, each with its own --process_id"
+        f"{cluster.who()}: not every process joined {where} within --distributed_timeout_s={timeout_s}; start all of "
+        "them with the same --coordinator_address and --num_processes, each with its own --process_id"
     )
     with _watchdog(timeout_s, late):
         jax.distributed.initialize(
-            coordinator_address,
-            num_processes,
-            process_id,
+            cluster.coordinator_address,
+            cluster.num_processes,
+            cluster.process_id,
             initialization_timeout=timeout_s + BACKSTOP_S,
             heartbeat_timeout_seconds=timeout_s + BACKSTOP_S,
             shutdown_timeout_seconds=timeout_s,
